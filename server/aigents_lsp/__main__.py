@@ -1,0 +1,3 @@
+from aigents_lsp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,300 @@
+"""Settings: one validated pydantic model, merged from many sources.
+
+Lowest first: defaults, the user file (`~/.config/aigents/config.toml`), the workspace file
+(`.aigents.toml`), the environment (`AIGENTS_*`), LSP `initializationOptions`, then
+`workspace/configuration` (section `aigents`) and `workspace/didChangeConfiguration`.
+Keys are snake_case in Python and TOML, camelCase on the wire; both spellings are accepted
+everywhere. A bad value never replaces the last good settings: `merge` reports it by name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.alias_generators import to_camel
+
+ProviderName = Literal["auto", "lmstudio", "embedded", "openai-compatible"]
+ENV_PREFIX = "AIGENTS_"
+USER_CONFIG_NAME = "config.toml"
+WORKSPACE_CONFIG_NAME = ".aigents.toml"
+
+
+class Settings(BaseModel):
+    """Every setting of aigents-lsp. The docs in `docs/settings.md` are generated from this."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+    )
+
+    provider: ProviderName = Field(
+        "auto",
+        description=(
+            "Which backend serves the model. `auto`: LM Studio when it answers at `api_base`, "
+            "otherwise the embedded llama.cpp engine. `lmstudio`: LM Studio only, never a "
+            "fallback. `embedded`: always the embedded engine. `openai-compatible`: any server "
+            "speaking the OpenAI API at `api_base`."
+        ),
+    )
+    api_base: str = Field(
+        "http://localhost:1234/v1",
+        description="Base URL of the OpenAI-compatible API (LM Studio's default is shown).",
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description=(
+            "API token sent as `Authorization: Bearer`. For LM Studio, `LM_API_TOKEN` or "
+            "`LMSTUDIO_API_TOKEN` are read when this is unset. Never logged."
+        ),
+    )
+    model: str | None = Field(
+        None,
+        description="Model id for every task unless a task-specific model is set. Unset: the "
+        "server picks a loaded model (a code model for completion, an instruct model for chat).",
+    )
+    completion_model: str | None = Field(
+        None, description="Model id for code completion (overrides `model`)."
+    )
+    chat_model: str | None = Field(
+        None, description="Model id for chat commands and code actions (overrides `model`)."
+    )
+    embedding_model: str | None = Field(
+        None, description="Model id for embeddings (semantic search)."
+    )
+    ttl: int | None = Field(
+        None,
+        ge=1,
+        description="Seconds LM Studio keeps a just-in-time loaded model idle before unloading "
+        "it (sent as `ttl`). Unset: LM Studio's default (60 minutes).",
+    )
+    completion_temperature: float = Field(
+        0.2, ge=0.0, le=2.0, description="Sampling temperature for code completion."
+    )
+    chat_temperature: float = Field(
+        0.3, ge=0.0, le=2.0, description="Sampling temperature for chat and explanations."
+    )
+    edit_temperature: float = Field(
+        0.2, ge=0.0, le=2.0, description="Sampling temperature for edits, fixes and tests."
+    )
+    completion_max_tokens: int = Field(
+        128, ge=1, le=4096, description="Most tokens generated for one completion."
+    )
+    chat_max_tokens: int = Field(
+        1024, ge=1, le=32768, description="Most tokens generated for one chat answer or edit."
+    )
+    connect_timeout: float = Field(
+        3.0, gt=0, le=120, description="Seconds to wait for a TCP connection to the backend."
+    )
+    read_timeout: float = Field(
+        600.0,
+        gt=0,
+        le=7200,
+        description="Seconds to wait for the backend between bytes. Generous on purpose: "
+        "LM Studio may be loading a model just in time.",
+    )
+    completion_timeout: float = Field(
+        20.0, gt=0, le=600, description="Seconds after which a completion request gives up."
+    )
+    debounce_ms: int = Field(
+        120, ge=0, le=5000, description="Milliseconds of typing pause before a completion runs."
+    )
+    embedded_threads: int = Field(
+        0, ge=0, le=256, description="CPU threads of the embedded engine (0: all cores)."
+    )
+    embedded_context_length: int = Field(
+        4096, ge=512, le=131072, description="Context length the embedded engine loads with."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Level of the log written to stderr and to `log_file`."
+    )
+    log_file: str | None = Field(
+        None,
+        description="Log file path. Unset: `aigents-lsp.log` in the user's log directory.",
+    )
+
+    def model_for(self, task: Literal["completion", "chat", "embedding"]) -> str | None:
+        """The configured model id for a task, or None to let the provider choose."""
+        if task == "completion":
+            return self.completion_model or self.model
+        if task == "chat":
+            return self.chat_model or self.model
+        return self.embedding_model
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as shown to users and logs: the API key masked."""
+        data = self.model_dump()
+        if self.api_key is not None:
+            data["api_key"] = "***"
+        return data
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+def _field_lookup() -> dict[str, str]:
+    """Every accepted spelling (snake, camel, lower) -> the field name."""
+    lookup: dict[str, str] = {}
+    for name in Settings.model_fields:
+        for spelling in (name, to_camel(name), name.replace("_", "")):
+            lookup[spelling.lower()] = name
+    return lookup
+
+
+_FIELDS = _field_lookup()
+
+
+def normalize_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Map user-supplied keys to field names; unknown keys are dropped (reported separately)."""
+    return {_FIELDS[k.lower()]: v for k, v in raw.items() if k.lower() in _FIELDS}
+
+
+def unknown_keys(raw: Mapping[str, Any]) -> list[str]:
+    return [k for k in raw if k.lower() not in _FIELDS]
+
+
+def user_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME")
+    if base:
+        return Path(base) / "aigents"
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home())) / "aigents"
+    return Path.home() / ".config" / "aigents"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML settings file; the `[aigents]` table is used when present."""
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    section = data.get("aigents")
+    return dict(section) if isinstance(section, dict) else data
+
+
+def env_source(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`AIGENTS_API_BASE=...` -> {"api_base": "..."}; empty values are ignored."""
+    found: dict[str, Any] = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and value != "":
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in Settings.model_fields:
+                found[name] = value
+    return found
+
+
+@dataclass(frozen=True)
+class SettingsProblem:
+    """One invalid value, said so the user can fix it."""
+
+    source: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"aigents: invalid setting `{self.field}` ({self.source}): {self.reason}"
+
+
+@dataclass(frozen=True)
+class SettingsLayer:
+    source: str  # "user file ~/.config/aigents/config.toml", "environment", ...
+    values: dict[str, Any]
+
+
+def file_layers(workspace_roots: list[Path]) -> tuple[list[SettingsLayer], list[SettingsProblem]]:
+    layers: list[SettingsLayer] = []
+    problems: list[SettingsProblem] = []
+    candidates = [user_config_dir() / USER_CONFIG_NAME]
+    candidates += [root / WORKSPACE_CONFIG_NAME for root in workspace_roots]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            layers.append(SettingsLayer(str(path), read_toml(path)))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            problems.append(SettingsProblem(str(path), "(file)", f"cannot read: {exc}"))
+    return layers, problems
+
+
+def merge(
+    layers: list[SettingsLayer], base: Settings | None = None
+) -> tuple[Settings, list[SettingsProblem]]:
+    """Apply layers in order over `base`. A layer value that fails validation is dropped and
+    reported; the rest of the layer still applies, so one typo never costs other settings."""
+    current = base or Settings()
+    problems: list[SettingsProblem] = []
+    for layer in layers:
+        for key in unknown_keys(layer.values):
+            problems.append(SettingsProblem(layer.source, key, "unknown setting"))
+        values = normalize_keys(layer.values)
+        for name, value in values.items():
+            candidate = {**current.model_dump(), name: value}
+            if current.api_key is not None and name != "api_key":
+                candidate["api_key"] = current.api_key.get_secret_value()
+            try:
+                current = Settings.model_validate(candidate)
+            except ValidationError as exc:
+                reason = "; ".join(err["msg"] for err in exc.errors())
+                problems.append(SettingsProblem(layer.source, name, reason))
+    return current, problems
+
+
+def load_settings(
+    workspace_roots: list[Path] | None = None,
+    environ: Mapping[str, str] | None = None,
+    extra_layers: list[SettingsLayer] | None = None,
+) -> tuple[Settings, list[SettingsProblem]]:
+    """Defaults <- user file <- workspace files <- environment <- `extra_layers` (LSP)."""
+    layers, problems = file_layers(workspace_roots or [])
+    layers.append(SettingsLayer("environment", env_source(environ or os.environ)))
+    layers.extend(extra_layers or [])
+    settings, merge_problems = merge(layers)
+    return settings, problems + merge_problems
+
+
+def settings_markdown() -> str:
+    """The settings reference (docs/settings.md), generated from the model."""
+    lines = [
+        "# Settings reference",
+        "",
+        "<!-- Generated from `aigents_lsp.config.Settings` by "
+        "`python -m aigents_lsp.config > docs/settings.md`. Do not edit by hand. -->",
+        "",
+        "Each setting can be given, lowest priority first, in `~/.config/aigents/config.toml`, "
+        "in the workspace's `.aigents.toml`, as an `AIGENTS_*` environment variable, in the "
+        "editor's `initializationOptions`, or in the editor's settings under the `aigents` "
+        "section (`workspace/configuration`). TOML files use snake_case (optionally inside an "
+        "`[aigents]` table); editors use camelCase.",
+        "",
+        "| setting (editor) | TOML key | environment | default | description |",
+        "|---|---|---|---|---|",
+    ]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        shown = "unset" if default is None else f"`{default}`"
+        annotation = str(info.annotation).replace("typing.", "").replace("|", "or")
+        desc = (info.description or "").replace("|", "\\|")
+        if "Literal" in annotation:
+            desc += f" One of: {annotation.split('[', 1)[1].rstrip(']')}."
+        lines.append(
+            f"| `aigents.{to_camel(name)}` | `{name}` | `{ENV_PREFIX}{name.upper()}` "
+            f"| {shown} | {desc} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def settings_json_schema() -> dict[str, Any]:
+    """JSON schema of the settings with camelCase keys (editors contribute their settings from it)."""
+    return Settings.model_json_schema(by_alias=True)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(settings_markdown())
