@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.alias_generators import to_camel
 
 ProviderName = Literal["auto", "lmstudio", "embedded", "openai-compatible"]
@@ -292,7 +292,7 @@ def settings_markdown() -> str:
 
 
 def settings_json_schema() -> dict[str, Any]:
-    """JSON schema of the settings with camelCase keys (editors contribute their settings from it)."""
+    """JSON schema of the settings, camelCase keys (editors contribute their settings from it)."""
     return Settings.model_json_schema(by_alias=True)
 
 

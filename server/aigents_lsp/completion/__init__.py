@@ -1,0 +1,1 @@
+"""The completion engine: pure data in, pure data out. No pygls here."""

@@ -1,0 +1,207 @@
+"""`aigents-lsp demo`: a real editor session, scripted over the LSP protocol.
+
+Spawns `python -m aigents_lsp` on stdio exactly as an editor would, opens a sample file, asks
+for ghost text and classic completions at a few places, and prints what came back and how long
+it took. With no LM Studio running, the embedded engine answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from aigents_lsp import __version__
+
+SAMPLE = '''import math
+
+
+def area_of_circle(radius: float) -> float:
+    """Return the area of a circle with the given radius."""
+    return math.pi * radius ** 2
+
+
+def circumference(radius: float) -> float:
+    """Return the circumference of a circle with the given radius."""
+    return\x20
+
+
+def fibonacci(n: int) -> int:
+    """Return the n-th Fibonacci number."""
+
+'''
+
+
+class DemoClient(LanguageClient):
+    def __init__(self) -> None:
+        super().__init__("aigents-demo", __version__)
+        self.statuses: list[dict[str, Any]] = []
+        self.messages: list[str] = []
+
+
+def _client() -> DemoClient:
+    client = DemoClient()
+
+    @client.feature("aigents/status")
+    def on_status(ls: DemoClient, params: Any) -> None:
+        status = params if isinstance(params, dict) else vars(params)
+        ls.statuses.append(status)
+        print(
+            f"  · status: {status.get('state')} ({status.get('provider')}"
+            f"{', ' + str(status.get('model')) if status.get('model') else ''})"
+        )
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    def on_message(ls: DemoClient, params: types.ShowMessageParams) -> None:
+        ls.messages.append(params.message)
+        print(f"  · message: {params.message}")
+
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def on_log(ls: DemoClient, params: types.LogMessageParams) -> None:
+        print(f"  · log: {params.message}")
+
+    @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def on_progress_create(ls: DemoClient, params: types.WorkDoneProgressCreateParams) -> None:
+        return None
+
+    @client.feature(types.PROGRESS)
+    def on_progress(ls: DemoClient, params: types.ProgressParams) -> None:
+        value = params.value
+        message = getattr(value, "message", None) or (
+            value.get("message") if isinstance(value, dict) else None
+        )
+        if message:
+            print(f"  · progress: {message}")
+
+    return client
+
+
+def _position_after(text: str, marker: str) -> types.Position:
+    offset = text.index(marker) + len(marker)
+    before = text[:offset]
+    return types.Position(line=before.count("\n"), character=len(before.rsplit("\n", 1)[-1]))
+
+
+async def _drain(stream: asyncio.StreamReader | None, sink: list[bytes]) -> None:
+    # The server logs to stderr; an unread pipe would fill up and block it.
+    if stream is None:
+        return
+    while chunk := await stream.read(65536):
+        sink.append(chunk)
+
+
+def _load(file: str | None) -> tuple[str, str]:
+    if not file:
+        return SAMPLE, "untitled:aigents-demo/sample.py"
+    path = Path(file).resolve()
+    return path.read_text(encoding="utf-8"), path.as_uri()
+
+
+async def run_demo(file: str | None = None, provider: str | None = None) -> int:
+    text, uri = _load(file)
+    env = {**os.environ}
+    if provider:
+        env["AIGENTS_PROVIDER"] = provider
+    print(f"aigents-lsp demo: starting `{sys.executable} -m aigents_lsp` over stdio")
+    client = _client()
+    started = time.perf_counter()
+    await client.start_io(sys.executable, "-m", "aigents_lsp", env=env)
+    stderr: list[bytes] = []
+    server_process = getattr(client, "_server", None)
+    drain = asyncio.create_task(_drain(getattr(server_process, "stderr", None), stderr))
+    failures = 0
+    try:
+        result = await client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(
+                    window=types.WindowClientCapabilities(work_done_progress=True),
+                    general=types.GeneralClientCapabilities(
+                        position_encodings=[types.PositionEncodingKind.Utf16]
+                    ),
+                ),
+                client_info=types.ClientInfo(name="aigents-demo", version=__version__),
+                root_uri=Path.cwd().as_uri(),
+            )
+        )
+        init_ms = (time.perf_counter() - started) * 1000
+        caps = result.capabilities
+        print(
+            f"initialized in {init_ms:.0f} ms: inline completion "
+            f"{'yes' if caps.inline_completion_provider else 'no'}, completion "
+            f"{'yes' if caps.completion_provider else 'no'}"
+        )
+        client.initialized(types.InitializedParams())
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
+        lines = text.split("\n")
+        targets: list[tuple[str, types.Position]] = []
+        if not file:
+            body = '    """Return the n-th Fibonacci number."""\n'
+            targets.append(("ghost text: body of fibonacci()", _position_after(text, body)))
+            line = 'circumference of a circle with the given radius."""\n    return '
+            targets.append(("ghost text: end of `return `", _position_after(text, line)))
+        else:
+            end = types.Position(line=len(lines) - 1, character=len(lines[-1]))
+            targets.append(("ghost text at end of file", end))
+        for label, position in targets:
+            t0 = time.perf_counter()
+            inline = await client.text_document_inline_completion_async(
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=position,
+                    context=types.InlineCompletionContext(
+                        trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                    ),
+                )
+            )
+            ms = (time.perf_counter() - t0) * 1000
+            items = inline.items if isinstance(inline, types.InlineCompletionList) else inline
+            suggestion = items[0].insert_text if items else None
+            if suggestion:
+                shown = suggestion if isinstance(suggestion, str) else suggestion.value
+                print(f"\n{label} (line {position.line + 1}) in {ms:.0f} ms:")
+                for line in shown.split("\n"):
+                    print(f"    │ {line}")
+            else:
+                failures += 1
+                print(f"\n{label}: no suggestion ({ms:.0f} ms)")
+        t0 = time.perf_counter()
+        classic = await client.text_document_completion_async(
+            types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=targets[0][1],
+                context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+            )
+        )
+        ms = (time.perf_counter() - t0) * 1000
+        completion_items = classic.items if isinstance(classic, types.CompletionList) else classic
+        labels = [item.label for item in completion_items or []]
+        print(f"\nclassic completion item in {ms:.0f} ms: {labels[0] if labels else '(none)'}")
+        last = client.statuses[-1] if client.statuses else {}
+        print(f"\nserved by: {last.get('provider')} / {last.get('model')}")
+        await client.shutdown_async(None)
+        client.exit(None)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.stop(), 5)
+        drain.cancel()
+    if failures:
+        print("demo: some requests got no suggestion; run `aigents-lsp doctor`.", file=sys.stderr)
+        tail = b"".join(stderr)[-2000:].decode("utf-8", "replace")
+        if tail:
+            print(f"server log (tail):\n{tail}", file=sys.stderr)
+        return 1
+    print("demo: done.")
+    return 0

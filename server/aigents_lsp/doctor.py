@@ -1,0 +1,311 @@
+"""`aigents-lsp doctor` and `aigents-lsp models`: the troubleshooting checklist, automated.
+
+Each check says pass / warn / fail and, when it does not pass, the fix. The exit code is 1 when
+any check fails, so scripts and CI can rely on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from aigents_lsp.config import Settings, load_settings
+from aigents_lsp.providers.base import (
+    ChatMessage,
+    ChatParams,
+    CompletionParams,
+    ModelInfo,
+    ProviderError,
+    ToolSpec,
+)
+from aigents_lsp.providers.lmstudio import LMStudioProvider
+
+Verdict = Literal["pass", "warn", "fail", "skip"]
+_MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
+
+
+@dataclass
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+    fix: str = ""
+
+
+def _root(base: str) -> str:
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _color(text: str, verdict: Verdict) -> str:
+    if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
+        return text
+    code = {"pass": "32", "warn": "33", "fail": "31", "skip": "90"}[verdict]
+    return f"\033[{code}m{text}\033[0m"
+
+
+def model_table(models: list[ModelInfo]) -> str:
+    header = ("MODEL", "TYPE", "STATE", "CONTEXT", "MAX CONTEXT", "ARCH", "QUANT")
+    rows = [
+        (
+            m.id,
+            m.type,
+            m.state,
+            str(m.loaded_context_length or "-"),
+            str(m.max_context_length or "-"),
+            m.arch or "-",
+            m.quantization or "-",
+        )
+        for m in models
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+async def _port_owner(client: httpx.AsyncClient, root: str) -> str:
+    """What answers at the root: "none", "lmstudio", "openai" (some other API) or "other"."""
+    try:
+        greeting = await client.get(f"{root}/lmstudio-greeting")
+    except httpx.HTTPError:
+        return "none"
+    try:
+        if greeting.json().get("lmstudio") is True:
+            return "lmstudio"
+    except (ValueError, AttributeError):
+        pass
+    return "other"
+
+
+async def diagnose(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    base = settings.api_base
+    root = _root(base)
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+
+    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.connect_timeout, read=10)) as http:
+        owner = await _port_owner(http, root)
+    if owner == "none":
+        checks.append(
+            Check(
+                "server reachable",
+                "fail",
+                f"nothing answers at {base}",
+                "Start LM Studio's server (Developer tab -> Start server, or `lms server start`), "
+                "or point aigents.apiBase / AIGENTS_API_BASE at your server.",
+            )
+        )
+        checks.append(_embedded_check(settings))
+        return checks
+    checks.append(Check("server reachable", "pass", f"something answers at {root}"))
+    if owner == "lmstudio":
+        checks.append(Check("is LM Studio", "pass", 'GET /lmstudio-greeting -> {"lmstudio":true}'))
+    else:
+        checks.append(
+            Check(
+                "is LM Studio",
+                "warn" if settings.provider == "openai-compatible" else "fail",
+                f"the server at {root} is not LM Studio (no /lmstudio-greeting)",
+                "Another program holds this port: stop it, or move LM Studio to another port "
+                "(`lms server start --port 1235`) and set aigents.apiBase to match.",
+            )
+        )
+
+    provider = LMStudioProvider(
+        base,
+        api_key=key,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=min(settings.read_timeout, 120),
+    )
+    try:
+        checks += await _model_checks(provider, settings)
+    finally:
+        await provider.aclose()
+    return checks
+
+
+async def _model_checks(provider: LMStudioProvider, settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        models = await provider.list_models()
+    except ProviderError as error:
+        checks.append(Check("models listed", "fail", error.message, error.hint))
+        return checks
+    llms = [m for m in models if m.type in ("llm", "vlm", "unknown")]
+    loaded = [m for m in llms if m.state == "loaded"]
+    summary = (
+        ", ".join(f"{m.id} ({m.state}, ctx {m.context_length or '?'})" for m in models) or "none"
+    )
+    checks.append(
+        Check(
+            "models listed",
+            "pass" if models else "fail",
+            f"{len(models)} model(s): {summary}",
+            ""
+            if models
+            else "Download a model in LM Studio (a code model such as "
+            "Qwen2.5-Coder for completion): `lms get qwen/qwen2.5-coder-7b-instruct`.",
+        )
+    )
+    configured = settings.model_for("completion")
+    if configured:
+        known = any(m.id == configured for m in models)
+        checks.append(
+            Check(
+                "configured model present",
+                "pass" if known else "fail",
+                f"aigents.model = {configured}",
+                ""
+                if known
+                else f"Download {configured} or set aigents.model to one of the "
+                "models above (`aigents-lsp models`).",
+            )
+        )
+    checks.append(
+        Check(
+            "a model is loaded",
+            "pass" if loaded else "warn",
+            ", ".join(m.id for m in loaded) or "none loaded (LM Studio may load one just in time)",
+            ""
+            if loaded
+            else "Load one: `lms load <model>` or the Developer tab; the first "
+            "request will otherwise wait while LM Studio loads it.",
+        )
+    )
+    try:
+        model = configured or await provider.resolve_model("completion")
+        started = time.perf_counter()
+        result = await provider.complete(
+            CompletionParams(
+                prompt="def add(a, b):\n    return", model=model, max_tokens=1, temperature=0.0
+            )
+        )
+        ms = (time.perf_counter() - started) * 1000
+        checks.append(
+            Check("test completion", "pass", f"{result.model or model}: {ms:.0f} ms for 1 token")
+        )
+    except ProviderError as error:
+        checks.append(Check("test completion", "fail", error.message, error.hint))
+        return checks
+    checks.append(await _tool_probe(provider, settings))
+    embedders = [m for m in models if m.type == "embeddings"]
+    checks.append(
+        Check(
+            "embedding model present",
+            "pass" if embedders else "warn",
+            ", ".join(m.id for m in embedders) or "none",
+            ""
+            if embedders
+            else "For semantic search, download one: `lms get nomic-ai/nomic-embed-text-v1.5`.",
+        )
+    )
+    return checks
+
+
+async def _tool_probe(provider: LMStudioProvider, settings: Settings) -> Check:
+    tool = ToolSpec(
+        name="read_file",
+        description="Read a file of the workspace.",
+        parameters={
+            "type": "object",
+            "properties": {"path": {"type": "string"}},
+            "required": ["path"],
+        },
+    )
+    try:
+        model = settings.model_for("chat") or await provider.resolve_model("chat")
+        result = await provider.chat(
+            ChatParams(
+                messages=[ChatMessage("user", "Read the file README.md using the tool.")],
+                model=model,
+                tools=[tool],
+                max_tokens=64,
+                temperature=0.0,
+            )
+        )
+    except ProviderError as error:
+        return Check("tool calling", "warn", error.message, error.hint)
+    if result.tool_calls:
+        return Check("tool calling", "pass", f"{result.model or model} called {tool.name}")
+    return Check(
+        "tool calling",
+        "warn",
+        f"{result.model or 'the chat model'} answered without calling the tool",
+        "Chat still works (context is stuffed instead); for agent tools load a model trained "
+        "for tool use (e.g. Qwen2.5-Instruct).",
+    )
+
+
+def _embedded_check(settings: Settings) -> Check:
+    from aigents_lsp.providers.embedded import embedded_available
+
+    if settings.provider == "lmstudio":
+        return Check("embedded engine", "skip", "provider is `lmstudio`: no fallback by choice")
+    if embedded_available():
+        return Check(
+            "embedded engine",
+            "pass",
+            "installed: with provider `auto` the server falls back to it while LM Studio is off",
+        )
+    return Check(
+        "embedded engine",
+        "warn",
+        "not installed",
+        "pip install 'aigents-lsp[embedded]' for a fallback that works without LM Studio.",
+    )
+
+
+def _settings() -> Settings:
+    from pathlib import Path
+
+    settings, problems = load_settings([Path.cwd()])
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return settings
+
+
+async def run_doctor(as_json: bool = False) -> int:
+    settings = _settings()
+    checks = await diagnose(settings)
+    failed = any(c.verdict == "fail" for c in checks)
+    if as_json:
+        print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
+        return 1 if failed else 0
+    print(f"aigents-lsp doctor — provider {settings.provider}, api base {settings.api_base}")
+    for check in checks:
+        mark = _color(_MARK[check.verdict], check.verdict)
+        print(f"  [{mark}] {check.name}: {check.detail}")
+        if check.fix and check.verdict != "pass":
+            print(f"         fix: {check.fix}")
+    print("All checks passed." if not failed else "Some checks failed: see the fixes above.")
+    return 1 if failed else 0
+
+
+async def run_models(as_json: bool = False) -> int:
+    settings = _settings()
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    provider = LMStudioProvider(
+        settings.api_base, api_key=key, connect_timeout=settings.connect_timeout
+    )
+    try:
+        models = await provider.list_models()
+    except ProviderError as error:
+        print(f"aigents-lsp models: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await provider.aclose()
+    if as_json:
+        print(json.dumps([asdict(m) for m in models], indent=2))
+    else:
+        print(model_table(models) if models else "No models.")
+    return 0

@@ -1,0 +1,92 @@
+"""Lifecycle and settings: initialize, initialized, configuration changes, shutdown."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types
+
+from aigents_lsp.lsp.logs import setup_logging
+from aigents_lsp.lsp.server import AigentsServer, workspace_roots
+
+log = logging.getLogger(__name__)
+
+SECTION = "aigents"
+
+
+def register(server: AigentsServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls: AigentsServer, params: types.InitializeParams) -> None:
+        # Kept for `initialized`: the editor is not made to wait while settings load.
+        ls.workspace_roots = workspace_roots(params)
+        ls.init_options = params.initialization_options
+        ls.client_name = params.client_info.name if params.client_info else "unknown client"
+
+    @server.feature(types.INITIALIZED)
+    async def on_initialized(ls: AigentsServer, params: types.InitializedParams) -> None:
+        ls.load_base_settings()
+        path = setup_logging(ls.settings.log_level, ls.settings.log_file)
+        logging.getLogger().addHandler(ls.editor_log_handler)
+        log.info(
+            "aigents-lsp %s for %s; provider %s at %s; log file %s",
+            ls.version,
+            ls.client_name,
+            ls.settings.provider,
+            ls.settings.api_base,
+            path,
+        )
+        ls.report_settings_problems()
+        ls.send_status(ls.backend.status)
+        await pull_configuration(ls)
+        workspace = ls.client_capabilities.workspace
+        change = workspace.did_change_configuration if workspace else None
+        if change and change.dynamic_registration:
+            try:
+                await ls.client_register_capability_async(
+                    types.RegistrationParams(
+                        registrations=[
+                            types.Registration(
+                                id="aigents-configuration",
+                                method=types.WORKSPACE_DID_CHANGE_CONFIGURATION,
+                                register_options=types.DidChangeConfigurationRegistrationOptions(
+                                    section=SECTION
+                                ),
+                            )
+                        ]
+                    )
+                )
+            except Exception as exc:
+                log.debug("didChangeConfiguration registration refused: %s", exc)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def on_configuration_change(
+        ls: AigentsServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        pushed = params.settings
+        if isinstance(pushed, dict) and isinstance(pushed.get(SECTION), dict):
+            await ls.apply_client_settings(pushed[SECTION], "didChangeConfiguration")
+        else:
+            # Most clients send nothing useful here: pull the section again.
+            await pull_configuration(ls)
+
+    @server.feature(types.SHUTDOWN)
+    async def on_shutdown(ls: AigentsServer, params: Any) -> None:
+        log.info("shutdown: stopping the backend")
+        await ls.aclose()
+
+
+async def pull_configuration(ls: AigentsServer) -> None:
+    """`workspace/configuration` for the `aigents` section, when the client offers it."""
+    workspace = ls.client_capabilities.workspace
+    if not (workspace and workspace.configuration):
+        return
+    try:
+        result = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+        )
+    except Exception as exc:
+        log.debug("workspace/configuration failed: %s", exc)
+        return
+    if result and isinstance(result[0], dict):
+        await ls.apply_client_settings(result[0], "workspace/configuration")

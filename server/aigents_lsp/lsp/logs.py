@@ -1,0 +1,81 @@
+"""Logging: stderr and a log file for everything; warnings also reach the editor.
+
+stdout is the LSP channel, so nothing may print there. pygls logs every message body at INFO:
+its logger is kept at WARNING, and its records never go to the editor (that would loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def default_log_path() -> Path:
+    state = os.environ.get("XDG_STATE_HOME")
+    if state:
+        base = Path(state)
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Logs"
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home()))
+    else:
+        base = Path.home() / ".local" / "state"
+    return base / "aigents-lsp" / "aigents-lsp.log"
+
+
+class EditorLogHandler(logging.Handler):
+    """Forwards our warnings and errors to `window/logMessage` (never pygls' own records)."""
+
+    def __init__(self, send: Callable[[int, str], None]) -> None:
+        super().__init__(level=logging.WARNING)
+        self._send = send
+        self._sending = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("pygls") or self._sending:
+            return
+        self._sending = True
+        try:
+            self._send(record.levelno, self.format(record))
+        except Exception:  # the editor may be gone; logging must never raise
+            pass
+        finally:
+            self._sending = False
+
+
+def setup_logging(level: str = "info", log_file: str | None = None) -> Path | None:
+    """Configure the root logger once; returns the log file path in use (None if unwritable)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_aigents", False):
+            root.removeHandler(handler)
+    root.setLevel(level.upper())
+    formatter = logging.Formatter(FORMAT)
+
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(formatter)
+    stderr._aigents = True  # type: ignore[attr-defined]
+    root.addHandler(stderr)
+
+    path: Path | None = Path(log_file).expanduser() if log_file else default_log_path()
+    try:
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=2)
+        file_handler.setFormatter(formatter)
+        file_handler._aigents = True  # type: ignore[attr-defined]
+        root.addHandler(file_handler)
+    except OSError as exc:
+        logging.getLogger(__name__).warning("cannot write the log file %s: %s", path, exc)
+        path = None
+
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    return path

@@ -1,0 +1,221 @@
+"""The pygls server: state shared by the feature modules, and the one place they are registered."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from aigents_lsp import __version__
+from aigents_lsp.lsp.logs import EditorLogHandler
+from aigents_lsp.providers.backend import Backend, Status
+
+if TYPE_CHECKING:
+    # pydantic costs ~80 ms to import: it is loaded after the `initialize` response.
+    from aigents_lsp.config import Settings, SettingsProblem
+
+log = logging.getLogger(__name__)
+
+STATUS_NOTIFICATION = "aigents/status"
+_MESSAGE_TYPES = {
+    "info": types.MessageType.Info,
+    "warning": types.MessageType.Warning,
+    "error": types.MessageType.Error,
+}
+
+
+class AigentsServer(LanguageServer):
+    """A pygls server plus the aigents state: settings, backend, background tasks."""
+
+    def __init__(self) -> None:
+        super().__init__("aigents-lsp", __version__)
+        self._settings: Settings | None = None
+        self._backend: Backend | None = None
+        self._startup_problems: list[SettingsProblem] = []
+        self.workspace_roots: list[Path] = []
+        self.init_options: Any = None
+        self.client_name = "unknown client"
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._engine_progress_token: str | None = None
+        self._progress_queue: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
+        self._progress_task: asyncio.Task[Any] | None = None
+        self.editor_log_handler = EditorLogHandler(self._log_to_editor)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self.load_base_settings()
+        assert self._settings is not None
+        return self._settings
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = Backend(
+                self.settings,
+                on_status=self.send_status,
+                on_notice=self.notify_user,
+                on_progress=self.engine_progress,
+            )
+        return self._backend
+
+    # --- messages to the editor ------------------------------------------------------------
+
+    def send_status(self, status: Status) -> None:
+        """`aigents/status`: sent on every change of state, provider, model or message."""
+        try:
+            self.protocol.notify(STATUS_NOTIFICATION, status.to_wire())
+        except Exception:  # before initialize or after exit there is nobody to tell
+            log.debug("status not sent: %s", status)
+
+    def notify_user(self, message: str, level: str = "info") -> None:
+        log.log(logging.ERROR if level == "error" else logging.INFO, "%s", message)
+        try:
+            self.window_show_message(
+                types.ShowMessageParams(
+                    type=_MESSAGE_TYPES.get(level, types.MessageType.Info), message=message
+                )
+            )
+        except Exception:
+            log.debug("message not shown: %s", message)
+
+    def _log_to_editor(self, level: int, message: str) -> None:
+        kind = types.MessageType.Error if level >= logging.ERROR else types.MessageType.Warning
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    def engine_progress(self, message: str, percent: int | None) -> None:
+        """Progress of starting the embedded engine, as `$/progress` (begin/report/end);
+        `percent` 100 ends it. Reports are queued so they follow the token's creation."""
+        self._progress_queue.put_nowait((message, percent))
+        if self._progress_task is None or self._progress_task.done():
+            self._progress_task = self.run_task(self._drain_progress(), "engine-progress")
+
+    def _client_supports_progress(self) -> bool:
+        try:
+            window = self.client_capabilities.window
+        except Exception:
+            return False
+        return bool(window and window.work_done_progress)
+
+    async def _drain_progress(self) -> None:
+        while not self._progress_queue.empty():
+            message, percent = self._progress_queue.get_nowait()
+            log.info("engine: %s", message)
+            if not self._client_supports_progress():
+                continue
+            try:
+                if self._engine_progress_token is None:
+                    token = f"aigents-engine-{uuid.uuid4().hex[:8]}"
+                    await self.work_done_progress.create_async(token)
+                    self._engine_progress_token = token
+                    self.work_done_progress.begin(
+                        token,
+                        types.WorkDoneProgressBegin(
+                            title="aigents: embedded engine", message=message, percentage=percent
+                        ),
+                    )
+                elif percent is not None and percent >= 100:
+                    self.work_done_progress.end(
+                        self._engine_progress_token, types.WorkDoneProgressEnd(message=message)
+                    )
+                    self._engine_progress_token = None
+                else:
+                    self.work_done_progress.report(
+                        self._engine_progress_token,
+                        types.WorkDoneProgressReport(message=message, percentage=percent),
+                    )
+            except Exception as exc:
+                log.debug("progress not sent (%s): %s", exc, message)
+
+    # --- settings ---------------------------------------------------------------------------
+
+    def load_base_settings(self) -> None:
+        """Files, environment and `initializationOptions` (kept from `initialize`)."""
+        from aigents_lsp.config import SettingsLayer, load_settings
+
+        extra = []
+        options = self.init_options
+        if isinstance(options, dict):
+            options = options.get("aigents", options)
+            if isinstance(options, dict):
+                extra.append(SettingsLayer("initializationOptions", options))
+        settings, problems = load_settings(self.workspace_roots, extra_layers=extra)
+        self._startup_problems += problems
+        self._settings = settings
+        if self._backend is not None:
+            self._backend.settings = settings
+
+    async def apply_client_settings(self, values: Any, source: str) -> None:
+        """`workspace/configuration` or `didChangeConfiguration`: merged over the current
+        settings; bad values are reported by name and the last good value stays."""
+        from aigents_lsp.config import SettingsLayer, merge
+
+        if not isinstance(values, dict) or not values:
+            return
+        settings, problems = merge([SettingsLayer(source, values)], self.settings)
+        self.report_settings_problems(problems)
+        if settings != self.settings:
+            log.info("settings changed (%s)", source)
+            self._settings = settings
+            await self.backend.update_settings(settings)
+
+    def report_settings_problems(self, problems: list[SettingsProblem] | None = None) -> None:
+        if problems is None:
+            problems, self._startup_problems = self._startup_problems, []
+        for problem in problems:
+            log.warning("%s", problem)
+            self.notify_user(f"{problem}. Keeping the previous value.", "warning")
+
+    # --- tasks ------------------------------------------------------------------------------
+
+    def run_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """A background task with a strong reference whose failure is logged, not lost."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("task %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._backend is not None:
+            await self._backend.aclose()
+
+
+def workspace_roots(params: types.InitializeParams) -> list[Path]:
+    roots: list[Path] = []
+    for folder in params.workspace_folders or []:
+        path = to_fs_path(folder.uri)
+        if path:
+            roots.append(Path(path))
+    if not roots and params.root_uri:
+        path = to_fs_path(params.root_uri)
+        if path:
+            roots.append(Path(path))
+    return roots
+
+
+def create_server(settings: Settings | None = None) -> AigentsServer:
+    """Build the server with every feature that exists registered (nothing advertised that
+    is not built)."""
+    from aigents_lsp.lsp import completion, lifecycle
+
+    server = AigentsServer()
+    if settings is not None:
+        server._settings = settings
+    lifecycle.register(server)
+    completion.register(server)
+    return server
