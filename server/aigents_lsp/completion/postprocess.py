@@ -1,0 +1,471 @@
+"""From raw model output to what is shown at the cursor: each rule a pure function.
+
+A rule takes the suggestion and the `CursorContext` (text around the cursor, line mode, the
+document's indentation) and returns the suggestion changed, or None to show nothing. `RULES` is
+the order `postprocess` applies them in: clean the raw text first (tokens, fences, loops,
+whitespace), then shape it (indentation, block end, line count), then fit it to the document
+(suffix overlap, brackets), and judge what is left last (repeats of neighbouring lines, junk).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from aigents_lsp.completion.templates import strip_model_output
+
+TAB_WIDTH = 4
+_OPENERS, _CLOSERS = "([{", ")]}"
+_PAIR = {")": "(", "]": "[", "}": "{"}
+_BLOCK_OPENER = re.compile(r"(?:[:{(\[]|=>|\bthen|\bdo)\s*$")
+_CLOSER_LINE = re.compile(r"[)\]}][)\]};,]*|(?:end|fi|done|esac|endif|endfor|endwhile)[;,)]*")
+# A column-0 line that plausibly ends the cursor's block rather than continuing it.
+_BLOCK_BOUNDARY = re.compile(
+    r"[)\]}]|(?:else|elif|except|finally|catch|case|default|end|def|class|function|fn|func"
+    r"|export|import|from|package|public|private|protected|static)\b|@|#include"
+)
+_BLOCK_END = re.compile(r"(?:return|raise|throw|break|continue)\b")
+_HASH_COMMENT_LANGUAGES = frozenset(
+    "python shellscript sh bash zsh fish ruby perl r yaml toml makefile dockerfile elixir nim "
+    "julia powershell coffeescript cmake nix terraform".split()
+)
+_DASH_COMMENT_LANGUAGES = frozenset("lua sql haskell elm ada".split())
+# Languages where ' is not a string delimiter (lifetimes, quoting, type variables, comments).
+_NO_SINGLE_QUOTE_STRINGS = frozenset(
+    "rust lisp clojure scheme racket commonlisp emacs-lisp elisp ocaml fsharp haskell vb "
+    "verilog systemverilog".split()
+)
+
+
+@dataclass(frozen=True)
+class CursorContext:
+    """What the rules know about the place a suggestion goes."""
+
+    prefix: str  # document text before the cursor
+    suffix: str  # document text after the cursor
+    multiline: bool = False
+    indent_unit: str = "    "  # the document's indentation: "\t" or some spaces
+    max_lines: int = 12
+    language_id: str = ""
+    tokens: tuple[str, ...] = ()  # the template's special tokens
+
+    @property
+    def line_before(self) -> str:
+        return self.prefix.rsplit("\n", 1)[-1]
+
+    @property
+    def line_after(self) -> str:
+        return self.suffix.split("\n", 1)[0]
+
+    @property
+    def lines_below(self) -> list[str]:
+        """The non-blank lines after the cursor's line, stripped."""
+        return [line.strip() for line in self.suffix.split("\n")[1:] if line.strip()]
+
+
+Rule = Callable[[str, CursorContext], str | None]
+
+
+# --- small helpers -----------------------------------------------------------------------------
+
+
+def _leading(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def indent_width(whitespace: str) -> int:
+    """Columns taken by leading whitespace, a tab counting as TAB_WIDTH."""
+    ws = _leading(whitespace)
+    return ws.count(" ") + TAB_WIDTH * ws.count("\t")
+
+
+def cursor_indent(prefix: str) -> int:
+    """The indentation of the cursor's line: the block a multi-line suggestion starts in."""
+    return indent_width(prefix.rsplit("\n", 1)[-1])
+
+
+def _start_indent(text: str, ctx: CursorContext) -> int:
+    """Cursor indentation; on an empty line, the indentation the suggestion itself starts at."""
+    if ctx.line_before:
+        return indent_width(ctx.line_before)
+    return indent_width(text.split("\n", 1)[0])
+
+
+def _is_closer_line(line: str) -> bool:
+    return bool(_CLOSER_LINE.fullmatch(line.strip()))
+
+
+def _nonblank(text: str) -> str | None:
+    return text if text.strip() else None
+
+
+# --- strings, comments and brackets ------------------------------------------------------------
+
+
+@dataclass
+class _ScanState:
+    quote: str | None = None  # the delimiter of the string we are in
+    quote_at: int = -1  # where it opened in the scanned text; -1: before the cursor
+    unclosed_at: int = -1  # first string opened here and left open at a line end
+    comment: bool = False  # inside a line comment
+
+
+def _comment_markers(language_id: str) -> tuple[str, ...]:
+    if language_id in _HASH_COMMENT_LANGUAGES:
+        return ("#",)
+    if language_id in _DASH_COMMENT_LANGUAGES:
+        return ("--",)
+    return ("//",) if language_id else ("#", "//")
+
+
+def _brackets(text: str, state: _ScanState, language_id: str) -> Iterator[tuple[int, str]]:
+    """(index, bracket) for brackets outside strings and line comments; updates `state`."""
+    markers = _comment_markers(language_id)
+    single_quotes = language_id not in _NO_SINGLE_QUOTE_STRINGS
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\n":
+            state.comment = False
+            if state.quote in ('"', "'"):  # plain strings end with the line
+                if state.quote_at >= 0 and state.unclosed_at < 0:
+                    state.unclosed_at = state.quote_at
+                state.quote = None
+        elif state.comment:
+            pass
+        elif state.quote:
+            if ch == "\\":
+                i += 1
+            elif text.startswith(state.quote, i):
+                i += len(state.quote) - 1
+                state.quote = None
+        elif any(text.startswith(marker, i) for marker in markers):
+            state.comment = True
+        elif ch in "\"'`":
+            apostrophe = ch == "'" and (not single_quotes or (i > 0 and text[i - 1].isalnum()))
+            if not apostrophe:
+                quote = ch * 3 if ch != "`" and text.startswith(ch * 3, i) else ch
+                state.quote, state.quote_at = quote, i
+                i += len(quote) - 1
+        elif ch in _OPENERS or ch in _CLOSERS:
+            yield i, ch
+        i += 1
+
+
+def _match(text: str, state: _ScanState, language_id: str) -> tuple[list[str], int]:
+    """The brackets `text` leaves open, and how many closers in it match nothing in it."""
+    stack: list[str] = []
+    unmatched = 0
+    for _, ch in _brackets(text, state, language_id):
+        if ch in _OPENERS:
+            stack.append(ch)
+        elif stack and stack[-1] == _PAIR[ch]:
+            stack.pop()
+        else:
+            unmatched += 1
+    return stack, unmatched
+
+
+def _state_at_cursor(ctx: CursorContext) -> tuple[_ScanState, list[str]]:
+    """String/comment state at the cursor and the brackets open on its line before it."""
+    state = _ScanState()
+    stack, _ = _match(ctx.line_before, state, ctx.language_id)
+    state.quote_at = -1
+    return state, stack
+
+
+def _opened_in(text: str, ctx: CursorContext) -> int:
+    """Brackets and strings the text opens and leaves open (closers of older brackets ignored)."""
+    state, _ = _state_at_cursor(ctx)
+    stack, _ = _match(text, state, ctx.language_id)
+    open_string = state.unclosed_at >= 0 or (state.quote is not None and state.quote_at >= 0)
+    return len(stack) + int(open_string)
+
+
+# --- the rules, in pipeline order --------------------------------------------------------------
+
+
+def strip_special_tokens(text: str, ctx: CursorContext) -> str | None:
+    """Drop <think> blocks and the template's special tokens (cut at the first one left)."""
+    return _nonblank(strip_model_output(text.replace("\r\n", "\n"), ctx.tokens))
+
+
+_FENCE_LINE = re.compile(r"^[ \t]*```[\w+#.-]*[ \t]*$", re.MULTILINE)
+
+
+def strip_code_fences(text: str, ctx: CursorContext) -> str | None:
+    """Unwrap ```lang … ``` that chat-tuned models put around code (not in markdown documents)."""
+    if ctx.language_id in ("markdown", "mdx") or "```" in ctx.prefix:
+        return text
+    first = _FENCE_LINE.match(text)
+    if first:
+        text = text[first.end() + 1 :]
+    closing = _FENCE_LINE.search(text)
+    if closing:
+        text = text[: closing.start()]
+    return _nonblank(text.rstrip())
+
+
+_RUN = re.compile(r"(.{1,12}?)\1{4,}")
+
+
+def truncate_repetition(text: str, ctx: CursorContext) -> str | None:
+    """Degenerate loops - a block of 1-3 lines repeated 3 times, a short phrase repeated 5+ times
+    (`a a a a a`), a closer run (`))))))`) - are cut after their first copy when something
+    useful comes before them; a suggestion that loops from its start is nothing."""
+    lines = text.split("\n")
+    stripped = [line.strip() for line in lines]
+    for i in range(len(lines)):
+        for size in (1, 2, 3):
+            block = stripped[i : i + size]
+            if len(block) < size or all(not line or _is_closer_line(line) for line in block):
+                continue
+            if stripped[i + size : i + 2 * size] == block == stripped[i + 2 * size : i + 3 * size]:
+                useful = "\n".join(lines[:i]).strip()
+                return "\n".join(lines[: i + size]).rstrip() if useful else None
+    for match in _RUN.finditer(text):
+        unit = match.group(1)
+        copies = len(match.group(0)) // len(unit)
+        core = unit.strip()
+        phrase = any(c.isalpha() for c in core) and not unit.isalnum() and copies >= 5
+        closers = bool(core) and all(c in ")]};," for c in core) and copies >= 6
+        if phrase or closers:
+            useful = text[: match.start()].strip()
+            return text[: match.start() + len(unit)].rstrip() if useful else None
+    return text
+
+
+def trim_whitespace(text: str, ctx: CursorContext) -> str | None:
+    """Trailing whitespace and blank lines go; so do leading blanks of the first line when the
+    cursor follows whitespace (no doubled space or indentation) and, multi-line on a blank
+    line, leading newlines."""
+    if ctx.multiline and not ctx.line_before.strip():
+        text = text.lstrip("\n")
+    lines = [line.rstrip() for line in text.split("\n")]
+    if ctx.line_before[-1:] in (" ", "\t"):
+        lines[0] = lines[0].lstrip(" \t")
+    return _nonblank("\n".join(lines).rstrip())
+
+
+def reindent_relative(text: str, ctx: CursorContext) -> str | None:
+    """A multi-line suggestion written from column 0 while the cursor line is indented: indent
+    its later lines by the cursor's indentation. Applied only when unambiguous: the first line
+    opens a block whose body is not deeper than the cursor, or the later lines reach column 0
+    with no blank line between and none there looks like the end of the cursor's block."""
+    base = _leading(ctx.line_before)
+    lines = text.split("\n")
+    later = [line for line in lines[1:] if line.strip()]
+    if not ctx.multiline or not base or not later or ctx.line_before.strip():
+        return text
+    opens_block = bool(_BLOCK_OPENER.search(lines[0]))
+    relative_body = opens_block and indent_width(later[0]) <= indent_width(base)
+    from_column_0 = (
+        min(indent_width(line) for line in later) == 0
+        and all(line.strip() for line in lines[1:])  # a blank line hints at top-level code
+        and not any(_BLOCK_BOUNDARY.match(line) for line in later)
+        and not _BLOCK_END.match(lines[0])
+    )
+    if not (relative_body or (from_column_0 and not opens_block)):
+        return text
+    return "\n".join([lines[0]] + [base + line if line.strip() else line for line in lines[1:]])
+
+
+def _tabs_converter(later: list[str]) -> Callable[[str], str] | None:
+    spaces = [ws.count(" ") for ws in map(_leading, later) if " " in ws]
+    unit = next((u for u in (4, 2) if spaces and all(n % u == 0 for n in spaces)), 0)
+    if not unit:
+        return None
+    return lambda ws: "\t" * (ws.count("\t") + ws.count(" ") // unit) + " " * (ws.count(" ") % unit)
+
+
+def _spaces_converter(later: list[str], width: int, base: int) -> Callable[[str], str] | None:
+    def columns(ws: str) -> int:
+        return ws.count(" ") + width * ws.count("\t")
+
+    deltas = [n - base for n in (columns(_leading(line)) for line in later) if n > base]
+    step = min(deltas, default=0)
+    scale = step in (2, 4) and step != width and all(d % step == 0 for d in deltas)
+    if not scale and not any("\t" in _leading(line) for line in later):
+        return None
+
+    def convert(ws: str) -> str:
+        n = columns(ws)
+        return " " * (base + (n - base) // step * width if scale and n > base else n)
+
+    return convert
+
+
+def match_indentation(text: str, ctx: CursorContext) -> str | None:
+    """Lines after the first use the document's indent unit: tabs <-> spaces, and 2 <-> 4 spaces
+    for indentation deeper than the cursor's block (only when every such line agrees)."""
+    lines, unit = text.split("\n"), ctx.indent_unit
+    if not ctx.multiline or len(lines) < 2 or not unit or (unit.strip(" ") and unit != "\t"):
+        return text
+    later = [line for line in lines[1:] if line.strip()]
+    if unit == "\t":
+        convert = _tabs_converter(later)
+    else:
+        convert = _spaces_converter(later, len(unit), _start_indent(text, ctx))
+    if convert is None:
+        return text
+    out = [lines[0]]
+    for line in lines[1:]:
+        ws = _leading(line)
+        out.append(convert(ws) + line[len(ws) :] if line.strip() else line)
+    return "\n".join(out)
+
+
+def stop_at_dedent(text: str, ctx: CursorContext) -> str | None:
+    """Multi-line: a line less indented than the cursor's block ends the suggestion. A closing
+    line there (`}`, `end`) is kept when the document does not close the block already."""
+    if not ctx.multiline:
+        return text
+    start = _start_indent(text, ctx)
+    lines = text.split("\n")
+    for i, line in enumerate(lines[1:], start=1):
+        if line.strip() and indent_width(line) < start:
+            kept = lines[:i]
+            below = ctx.lines_below
+            if _is_closer_line(line) and not (below and _is_closer_line(below[0])):
+                kept.append(line)
+            return _nonblank("\n".join(kept).rstrip())
+    return text
+
+
+def limit_lines(text: str, ctx: CursorContext) -> str | None:
+    """Single-line mode keeps the first line; multi-line mode at most `max_lines` lines."""
+    keep = ctx.max_lines if ctx.multiline else 1
+    return _nonblank("\n".join(text.split("\n")[:keep]).rstrip())
+
+
+def remove_suffix_overlap(text: str, ctx: CursorContext) -> str | None:
+    """Drop what the document already has after the cursor: last lines repeating the next lines,
+    or an ending equal to the rest of the cursor's line (`print(|)` + `"hi")` -> `"hi"`) - unless
+    the dropped part closes a bracket or string the suggestion itself opened (`foo()`)."""
+    opened = _opened_in(text, ctx)
+    lines, below = text.split("\n"), ctx.lines_below
+    for k in range(min(len(lines) - 1, len(below)), 0, -1):
+        tail = [line.strip() for line in lines[-k:] if line.strip()]
+        kept = "\n".join(lines[:-k]).rstrip()
+        if tail and tail == below[: len(tail)] and _opened_in(kept, ctx) <= opened:
+            text, opened = kept, _opened_in(kept, ctx)
+            break
+    rest = ctx.line_after.strip()
+    if rest and text.rstrip().endswith(rest):
+        kept = text.rstrip()[: -len(rest)].rstrip()
+        if _opened_in(kept, ctx) <= opened:
+            text = kept
+    return _nonblank(text)
+
+
+def balance_brackets(text: str, ctx: CursorContext) -> str | None:
+    """Cut at the first closer of a bracket opened neither in the suggestion nor before the
+    cursor on its line (those the rest of the line closes already count as closed); then cut
+    before a string the suggestion opens and never closes. A closer leading a later line is
+    left to `stop_at_dedent`."""
+    state, outer = _state_at_cursor(ctx)
+    rest_state = _ScanState(quote=state.quote, comment=state.comment)
+    _, closed_by_rest = _match(ctx.line_after, rest_state, ctx.language_id)
+    allowance = max(0, len(outer) - closed_by_rest)
+    own: list[str] = []
+    for i, ch in _brackets(text, state, ctx.language_id):
+        if ch in _OPENERS:
+            own.append(ch)
+            continue
+        if own and own[-1] == _PAIR[ch]:
+            own.pop()
+            continue
+        line_start = text.rfind("\n", 0, i)
+        leads_later_line = line_start >= 0 and not text[line_start + 1 : i].strip()
+        if not own and outer and outer[-1] == _PAIR[ch] and (allowance > 0 or leads_later_line):
+            outer.pop()
+            allowance -= 1
+            continue
+        if leads_later_line and not own:
+            continue
+        return _nonblank(text[:i].rstrip())
+    unclosed = state.unclosed_at
+    if unclosed < 0 and state.quote is not None and state.quote_at >= 0:
+        unclosed = state.quote_at
+    return _nonblank(text[:unclosed].rstrip()) if unclosed >= 0 else text
+
+
+def drop_repeated_neighbours(text: str, ctx: CursorContext) -> str | None:
+    """None when the resulting line repeats the line above or below, or when the suggested lines
+    equal the next lines of the document (closing-only lines like `}` may repeat)."""
+    region = ctx.line_before + text + ctx.line_after
+    lines = [line.strip() for line in region.split("\n") if line.strip()]
+    if all(_is_closer_line(line) for line in lines):
+        return text
+    if lines == ctx.lines_below[: len(lines)]:
+        return None
+    if len(lines) == 1:
+        above = [line.strip() for line in ctx.prefix.split("\n")[:-1] if line.strip()]
+        if above and lines[0] == above[-1]:
+            return None
+    return text
+
+
+def reject_junk(text: str, ctx: CursorContext) -> str | None:
+    """None for whitespace, or a single punctuation character the document already has next."""
+    core = text.strip()
+    if not core:
+        return None
+    if len(core) == 1 and not core.isalnum() and ctx.line_after.lstrip().startswith(core):
+        return None
+    return text
+
+
+RULES: tuple[Rule, ...] = (
+    strip_special_tokens,
+    strip_code_fences,
+    truncate_repetition,
+    trim_whitespace,
+    reindent_relative,
+    match_indentation,
+    stop_at_dedent,
+    limit_lines,
+    remove_suffix_overlap,
+    balance_brackets,
+    drop_repeated_neighbours,
+    reject_junk,
+)
+"""The post-processing pipeline, in the order `postprocess` applies it."""
+
+
+def postprocess(
+    text: str,
+    prefix: str,
+    suffix: str,
+    *,
+    multiline: bool,
+    indent_unit: str,
+    max_lines: int = 12,
+    language_id: str = "",
+    tokens: Sequence[str] = (),
+) -> str | None:
+    """The suggestion to show at the cursor, or None when nothing worth showing is left."""
+    ctx = CursorContext(
+        prefix, suffix, multiline, indent_unit, max_lines, language_id, tuple(tokens)
+    )
+    result: str | None = text
+    for rule in RULES:
+        if result is None:
+            return None
+        result = rule(result, ctx)
+    return result
+
+
+def should_stop(text_so_far: str, *, multiline: bool, start_indent: int, max_lines: int) -> bool:
+    """Whether a stream can stop: single-line at the first newline; multi-line once `max_lines`
+    lines are complete or a complete later line is less indented than the block (`start_indent`
+    from `cursor_indent`; at column 0, the first line's own indentation)."""
+    if not multiline:
+        return "\n" in text_so_far
+    lines = text_so_far.split("\n")
+    complete = lines[:-1]
+    if len(complete) >= max_lines:
+        return True
+    start = start_indent or indent_width(lines[0])
+    return any(line.strip() and indent_width(line) < start for line in complete[1:])
