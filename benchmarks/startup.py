@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,7 +28,7 @@ def _frame(payload: dict[str, object]) -> bytes:
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
-def _read_message(stream: "subprocess.IO[bytes]") -> dict[str, object]:  # type: ignore[name-defined]
+def _read_message(stream: IO[bytes]) -> dict[str, object]:
     length = 0
     while True:
         line = stream.readline()
@@ -37,7 +38,8 @@ def _read_message(stream: "subprocess.IO[bytes]") -> dict[str, object]:  # type:
             break
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
-    return json.loads(stream.read(length))
+    message: dict[str, Any] = json.loads(stream.read(length))
+    return message
 
 
 def spawn_to_initialize(command: list[str], env: dict[str, str]) -> float:

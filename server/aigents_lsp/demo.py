@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,32 +47,42 @@ class DemoClient(LanguageClient):
         self.messages: list[str] = []
 
 
+Handler = Callable[..., Any]
+
+
+def _on(client: DemoClient, method: str) -> Callable[[Handler], Handler]:
+    """`client.feature`, typed (pygls' client decorator has no annotations)."""
+    register: Callable[[Handler], Handler] = client.feature(method)
+    return register
+
+
 def _client() -> DemoClient:
     client = DemoClient()
 
-    @client.feature("aigents/status")
+    @_on(client, "aigents/status")
     def on_status(ls: DemoClient, params: Any) -> None:
-        status = params if isinstance(params, dict) else vars(params)
+        # pygls hands unknown notifications over as a namedtuple `Object`
+        status = params if isinstance(params, dict) else params._asdict()
         ls.statuses.append(status)
         print(
             f"  · status: {status.get('state')} ({status.get('provider')}"
             f"{', ' + str(status.get('model')) if status.get('model') else ''})"
         )
 
-    @client.feature(types.WINDOW_SHOW_MESSAGE)
+    @_on(client, types.WINDOW_SHOW_MESSAGE)
     def on_message(ls: DemoClient, params: types.ShowMessageParams) -> None:
         ls.messages.append(params.message)
         print(f"  · message: {params.message}")
 
-    @client.feature(types.WINDOW_LOG_MESSAGE)
+    @_on(client, types.WINDOW_LOG_MESSAGE)
     def on_log(ls: DemoClient, params: types.LogMessageParams) -> None:
         print(f"  · log: {params.message}")
 
-    @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    @_on(client, types.WINDOW_WORK_DONE_PROGRESS_CREATE)
     def on_progress_create(ls: DemoClient, params: types.WorkDoneProgressCreateParams) -> None:
         return None
 
-    @client.feature(types.PROGRESS)
+    @_on(client, types.PROGRESS)
     def on_progress(ls: DemoClient, params: types.ProgressParams) -> None:
         value = params.value
         message = getattr(value, "message", None) or (
@@ -195,7 +206,7 @@ async def run_demo(file: str | None = None, provider: str | None = None) -> int:
         client.exit(None)
     finally:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.stop(), 5)
+            await asyncio.wait_for(client.stop(), 5)  # type: ignore[no-untyped-call]
         drain.cancel()
     if failures:
         print("demo: some requests got no suggestion; run `aigents-lsp doctor`.", file=sys.stderr)

@@ -1,0 +1,149 @@
+"""End-to-end fixtures: the real server over stdio, driven by pytest-lsp."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+SERVER = [sys.executable, "-m", "aigents_lsp"]
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening (for "backend is down")."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_env(home: Path, **settings: str) -> dict[str, str]:
+    """The environment of a server under test: isolated config/state dirs, AIGENTS_* given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGENTS_")}
+    env.update(
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_STATE_HOME=str(home / "state"),
+        LM_API_TOKEN="",
+        LMSTUDIO_API_TOKEN="",
+    )
+    env.update({f"AIGENTS_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+class StatusClient(LanguageClient):
+    """The pytest-lsp client plus a record of `aigents/status` notifications."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.statuses: list[dict[str, Any]] = []
+        self.init_result: types.InitializeResult | None = None
+
+
+def make_client() -> StatusClient:
+    from pygls.protocol import default_converter
+    from pytest_lsp.client import register_lsp_features
+
+    client = StatusClient(converter_factory=default_converter)
+    register_lsp_features(client)  # pytest-lsp's handlers: configuration, progress, messages
+
+    @client.feature("aigents/status")
+    def on_status(ls: StatusClient, params: Any) -> None:
+        # pygls hands unknown notifications over as a namedtuple `Object`
+        ls.statuses.append(params if isinstance(params, dict) else params._asdict())
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def on_apply_edit(
+        ls: StatusClient, params: types.ApplyWorkspaceEditParams
+    ) -> types.ApplyWorkspaceEditResult:
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    return client
+
+
+@pytest_asyncio.fixture
+async def start_server(
+    tmp_path: Path,
+) -> AsyncIterator[Callable[..., Any]]:
+    """`await start_server(editor="visual-studio-code", init_options=..., **AIGENTS_settings)`
+    spawns the real server over stdio, runs initialize/initialized and returns the client."""
+    started: list[StatusClient] = []
+
+    async def start(
+        editor: str = "visual-studio-code",
+        init_options: dict[str, Any] | None = None,
+        root: Path | None = None,
+        **settings: str,
+    ) -> StatusClient:
+        config = ClientServerConfig(
+            server_command=SERVER,
+            client_factory=make_client,
+            server_env=server_env(tmp_path, **settings),
+        )
+        client = await config.start()
+        assert isinstance(client, StatusClient)
+        started.append(client)
+        workspace = root or tmp_path / "ws"
+        workspace.mkdir(exist_ok=True)
+        client.init_result = await client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities(editor),
+                initialization_options=init_options,
+                root_uri=workspace.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
+            )
+        )
+        return client
+
+    yield start
+    for client in started:
+        try:
+            await client.shutdown_session()
+        finally:
+            await client.stop()
+
+
+async def until(predicate: Callable[[], Any], seconds: float = 10.0) -> None:
+    """Wait until `predicate()` is true (notifications arrive on their own schedule)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not reached in {seconds} s")
+        await asyncio.sleep(0.05)
+
+
+def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
+        )
+    )
+
+
+def end_of(text: str) -> types.Position:
+    lines = text.split("\n")
+    return types.Position(line=len(lines) - 1, character=len(lines[-1]))
+
+
+async def inline(client: LanguageClient, uri: str, position: types.Position) -> list[str]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+    items = result.items if isinstance(result, types.InlineCompletionList) else result or []
+    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]

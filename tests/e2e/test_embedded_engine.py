@@ -1,0 +1,55 @@
+"""The real server over stdio, served by the real embedded llama.cpp engine (no LM Studio)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lsprotocol import types
+
+from tests.e2e.conftest import free_port, inline, open_doc, until
+
+pytestmark = pytest.mark.engine
+
+
+async def test_auto_falls_back_to_embedded_engine_and_completes(start_server: Any) -> None:
+    # `auto` with nothing at the LM Studio address: the embedded engine serves.
+    client = await start_server(api_base=f"http://127.0.0.1:{free_port()}/v1")
+    uri = "file:///tmp/engine_demo.py"
+    text = 'def add(a, b):\n    """Return the sum of a and b."""\n    return '
+    open_doc(client, uri, text)
+    position = types.Position(line=2, character=len("    return "))
+    suggestions = await inline(client, uri, position)
+    assert suggestions, "the embedded engine gave no suggestion"
+    assert suggestions[0].strip()
+    assert "\n" not in suggestions[0]  # mid-line: one line
+    await until(lambda: any(s["provider"] == "embedded" for s in client.statuses))
+    ready = [s for s in client.statuses if s["state"] == "ready" and s["provider"] == "embedded"]
+    assert ready and ready[-1]["model"] == "gemma-3-270m"
+    # told once which model serves and how to switch to LM Studio
+    told = [m.message for m in client.messages if "LM Studio" in m.message]
+    assert len(told) == 1 and "embedded" in told[0].lower()
+    # engine start reported as $/progress
+    assert client.progress_reports, "no $/progress while the engine started"
+
+
+async def test_multiline_body_and_classic_item(start_server: Any) -> None:
+    client = await start_server(provider="embedded")
+    uri = "file:///tmp/engine_body.py"
+    text = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n'
+    open_doc(client, uri, text)
+    position = types.Position(line=2, character=0)
+    suggestions = await inline(client, uri, position)
+    assert suggestions and suggestions[0].strip()
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+        )
+    )
+    assert isinstance(result, types.CompletionList) and result.is_incomplete
+    assert len(result.items) == 1
+    item = result.items[0]
+    assert item.text_edit is not None and item.text_edit.new_text.strip()
+    assert item.label == item.text_edit.new_text.strip().split("\n")[0][:80]
