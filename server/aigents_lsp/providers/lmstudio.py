@@ -1,0 +1,218 @@
+"""LM Studio: the OpenAI-compatible provider plus detection, rich model discovery and choice.
+
+Model state and context lengths come from LM Studio's native `/api/v0/models` (then
+`/api/v1/models`, then plain `/v1/models`). With no model configured, a loaded model is picked
+for the task: a code model for completion, an instruct model for chat, an embedding model for
+embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from aigents_lsp.providers.base import (
+    HealthReport,
+    ModelInfo,
+    NoModelLoaded,
+    ProviderError,
+    WrongRoute,
+)
+from aigents_lsp.providers.errors import LMSTUDIO
+from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, Task
+from aigents_lsp.providers.openai_wire import models_from_body
+
+DEFAULT_BASE_URL = "http://localhost:1234/v1"
+TOKEN_ENV_VARS = ("LM_API_TOKEN", "LMSTUDIO_API_TOKEN")
+
+_CODE = re.compile(r"code")  # coder, codestral, starcoder, codegemma, codellama, granite-code...
+_INSTRUCT = re.compile(r"instruct|chat|assistant|(?:^|[-_./@])it(?:$|[-_.@:])")
+_BASE = re.compile(r"(?:^|[-_./@])base(?:$|[-_.@:])")
+_INSTANCE_SUFFIX = re.compile(r"(?::\d+)?(?:@[\w.-]+)?$")
+
+
+def _is_embedding(model: ModelInfo) -> bool:
+    return model.type == "embeddings" or (model.type == "unknown" and "embed" in model.id.lower())
+
+
+def _names(model: ModelInfo) -> str:
+    return f"{model.id} {model.arch or ''}".lower()
+
+
+def completion_score(model: ModelInfo) -> tuple[int, ...]:
+    """Higher is better for code completion: code models first."""
+    return (1 if _CODE.search(_names(model)) else 0, 1 if model.type != "vlm" else 0)
+
+
+def chat_score(model: ModelInfo) -> tuple[int, ...]:
+    """Higher is better for chat: instruct/chat models, never a base or pure completion model."""
+    name = model.id.lower()
+    instruct = bool(_INSTRUCT.search(name))
+    base = bool(_BASE.search(name)) or (bool(_CODE.search(_names(model))) and not instruct)
+    level = 0 if base else 2 if instruct else 1
+    general = 0 if _CODE.search(_names(model)) else 1
+    return (level, 1 if "tool_use" in model.capabilities else 0, general)
+
+
+def embedding_score(model: ModelInfo) -> tuple[int, ...]:
+    return (1 if "nomic-embed" in model.id.lower() else 0,)
+
+
+_SCORES = {"completion": completion_score, "chat": chat_score, "embedding": embedding_score}
+
+
+def pick_model(models: list[ModelInfo], task: Task) -> ModelInfo | None:
+    """The best model for a task among the loaded ones (or, when the list says nothing about
+    state, as plain `/v1/models` does, among all of them)."""
+    fitting = [m for m in models if _is_embedding(m) == (task == "embedding")]
+    usable = [m for m in fitting if m.state == "loaded"]
+    usable = usable or [m for m in fitting if m.state == "unknown"]
+    return max(usable, key=_SCORES[task], default=None)
+
+
+def _root(base_url: str) -> str:
+    base = base_url.rstrip("/")
+    return base.removesuffix("/v1")
+
+
+class LMStudioProvider(OpenAICompatibleProvider):
+    """LM Studio's server (default `http://localhost:1234/v1`)."""
+
+    backend_label = LMSTUDIO
+    health_backend = "lmstudio"
+    model_cache_seconds = 5.0
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        api_key: str | None = None,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 600.0,
+        client: httpx.AsyncClient | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        name: str = "lmstudio",
+        ttl: int | None = None,
+    ) -> None:
+        """`api_key` defaults to `$LM_API_TOKEN`, then `$LMSTUDIO_API_TOKEN`; `ttl`: seconds a
+        model loaded just in time for our requests stays loaded when idle."""
+        api_key = api_key or next(
+            (os.environ[v] for v in TOKEN_ENV_VARS if os.environ.get(v)), None
+        )
+        body = dict(extra_body or {})
+        if ttl is not None:
+            body["ttl"] = ttl
+        super().__init__(
+            base_url,
+            api_key=api_key,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            client=client,
+            extra_body=body,
+            name=name,
+        )
+        self.ttl = ttl
+        self._connect_timeout = connect_timeout
+        self._models: tuple[float, list[ModelInfo]] | None = None
+
+    @property
+    def root(self) -> str:
+        """The server root (the base URL without `/v1`), where the native API lives."""
+        return _root(self.base_url)
+
+    async def detect(self) -> bool:
+        """Whether LM Studio answers here (`GET /lmstudio-greeting` -> `{"lmstudio": true}`)."""
+        quick = httpx.Timeout(self._connect_timeout, read=5.0)
+        try:
+            body = await self._request_json("GET", f"{self.root}/lmstudio-greeting", timeouts=quick)
+        except ProviderError:
+            return False
+        return isinstance(body, dict) and body.get("lmstudio") is True
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Every model LM Studio knows, with type, state and context lengths."""
+        models: list[ModelInfo] | None = None
+        for path in ("api/v0/models", "api/v1/models"):
+            try:
+                models = models_from_body(await self._request_json("GET", f"{self.root}/{path}"))
+            except WrongRoute:
+                continue
+            if models is not None:
+                break
+        if models is None:
+            models = await super().list_models()  # an older or proxied server: ids only
+        self._models = (time.monotonic(), models)
+        return models
+
+    def _fresh_cache(self) -> list[ModelInfo] | None:
+        if self._models and time.monotonic() - self._models[0] < self.model_cache_seconds:
+            return self._models[1]
+        return None
+
+    async def _cached_models(self) -> list[ModelInfo]:
+        return self._fresh_cache() or await self.list_models()
+
+    async def resolve_model(self, task: Task) -> str | None:
+        """A loaded model that suits the task; `NoModelLoaded` when there is none."""
+        cached = self._fresh_cache()
+        models = cached or await self.list_models()
+        chosen = pick_model(models, task)
+        if chosen is None and cached is not None:  # the user may have just loaded one
+            models = await self.list_models()
+            chosen = pick_model(models, task)
+        if chosen is not None:
+            return chosen.id
+        what, setting = (
+            ("embedding model", "embeddingModel") if task == "embedding" else ("model", "model")
+        )
+        downloaded = [m.id for m in models if _is_embedding(m) == (task == "embedding")]
+        known = f" (downloaded: {', '.join(downloaded[:5])})" if downloaded else ""
+        raise NoModelLoaded(
+            f"No {what} is loaded{known}",
+            hint=f"No {what} is loaded in LM Studio at {self.base_url} — load one in the "
+            f"Developer tab or run `lms load <model>`, or set aigents.{setting}",
+            base_url=self.base_url,
+        )
+
+    async def model_info(self, model_id: str) -> ModelInfo | None:
+        """What LM Studio says about a model (instance `:2` and `@quant` suffixes ignored)."""
+        models = await self._cached_models()
+        wanted = _INSTANCE_SUFFIX.sub("", model_id)
+        for model in models:
+            if model.id == model_id:
+                return model
+        return next((m for m in models if _INSTANCE_SUFFIX.sub("", m.id) == wanted), None)
+
+    async def health(self) -> HealthReport:
+        report = await super().health()
+        states = {m.state for m in report.models}
+        if report.ok and "loaded" not in states and states != {"unknown"}:
+            names = ", ".join(m.id for m in report.models[:3])
+            note = f" — none loaded; LM Studio loads one on first use ({names})" if names else ""
+            return HealthReport(
+                ok=True,
+                base_url=report.base_url,
+                backend=report.backend,
+                message=report.message + note,
+                models=report.models,
+                latency_ms=report.latency_ms,
+            )
+        return report
+
+    async def _model_for(self, task: Task, model: str | None) -> str | None:
+        if model:
+            return model
+        try:
+            return await self.resolve_model(task)
+        except NoModelLoaded:
+            raise
+        except ProviderError:
+            return None  # let the request itself report what is wrong
+
+    def _embedding_extra(self) -> dict[str, Any]:
+        return {"ttl": self.ttl} if self.ttl is not None else {}

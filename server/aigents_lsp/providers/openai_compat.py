@@ -1,0 +1,384 @@
+"""Any server that speaks the OpenAI API (LM Studio, llama.cpp, vLLM...) over one httpx client.
+
+Every generation is streamed, also behind `complete` and `chat`: closing the stream (task
+cancelled, or the consumer leaves `contextlib.aclosing`) closes the HTTP response at once, and
+the backend stops generating. Every httpx failure becomes a typed `ProviderError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, Literal
+
+import httpx
+
+from aigents_lsp.providers.base import (
+    BadResponse,
+    ChatParams,
+    CompletionParams,
+    CompletionResult,
+    HealthReport,
+    ModelInfo,
+    Provider,
+    ProviderError,
+    SpeedStats,
+    StreamDelta,
+)
+from aigents_lsp.providers.errors import classify, error_code, error_message, excerpt, sentence
+from aigents_lsp.providers.errors import from_transport_error as _transport_error
+from aigents_lsp.providers.openai_wire import (
+    MAX_BODY_BYTES,
+    MAX_LINE_BYTES,
+    StreamParser,
+    collect,
+    embeddings_from_body,
+    models_from_body,
+)
+
+log = logging.getLogger(__name__)
+
+Task = Literal["completion", "chat", "embedding"]
+_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
+
+
+def _looks_like_sse(head: bytes) -> bool:
+    return head.lstrip().startswith(_SSE_STARTS)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without `secret` or any 6+ character prefix of it (servers echo token prefixes)."""
+    if not secret:
+        return text
+    for size in range(len(secret), min(len(secret), 6) - 1, -1):
+        text = text.replace(secret[:size], "***")
+    return text
+
+
+class OpenAICompatibleProvider(Provider):
+    """A provider for any OpenAI-compatible HTTP server; `LMStudioProvider` builds on it."""
+
+    backend_label = "the OpenAI-compatible server"
+    """How hints name the backend ("LM Studio at http://…")."""
+    health_backend = "openai-compatible"
+    max_line_bytes = MAX_LINE_BYTES
+    max_body_bytes = MAX_BODY_BYTES
+    max_error_bytes = 64 << 10
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 600.0,
+        client: httpx.AsyncClient | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        name: str = "openai-compatible",
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key or None
+        self._read_timeout = read_timeout
+        self._extra_body = dict(extra_body or {})
+        self._owns_client = client is None
+        # Keep-alive shorter than LM Studio's (Express: 5 s) so a pooled connection is never
+        # reused just as the server closes it.
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=5.0),
+            limits=httpx.Limits(max_connections=16, keepalive_expiry=4.0),
+        )
+        self._last_stats: SpeedStats | None = None
+        self.name = name
+
+    def __repr__(self) -> str:
+        key = "'***'" if self._api_key else "None"
+        return (
+            f"{type(self).__name__}(base_url={self._base_url!r}, name={self.name!r}, api_key={key})"
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def last_stats(self) -> SpeedStats | None:
+        """Speed of the last finished generation (the backend's numbers, else measured)."""
+        return self._last_stats
+
+    # --- generation -----------------------------------------------------------------------
+
+    async def complete(self, params: CompletionParams) -> CompletionResult:
+        async with contextlib.aclosing(self.stream_complete(params)) as stream:
+            return collect([delta async for delta in stream])
+
+    async def chat(self, params: ChatParams) -> CompletionResult:
+        async with contextlib.aclosing(self.stream_chat(params)) as stream:
+            return collect([delta async for delta in stream])
+
+    async def stream_complete(self, params: CompletionParams) -> AsyncGenerator[StreamDelta, None]:
+        """`POST {base}/completions` with a raw prompt (no chat template), streamed."""
+        model = await self._model_for("completion", params.model)
+        body: dict[str, Any] = {
+            "prompt": params.prompt,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.top_p is not None:
+            body["top_p"] = params.top_p
+        if params.seed is not None:
+            body["seed"] = params.seed
+        async with contextlib.aclosing(self._stream("completions", model, body)) as stream:
+            async for delta in stream:
+                yield delta
+
+    async def stream_chat(self, params: ChatParams) -> AsyncGenerator[StreamDelta, None]:
+        """`POST {base}/chat/completions`, streamed with usage."""
+        model = await self._model_for("chat", params.model)
+        body: dict[str, Any] = {
+            "messages": [message.to_wire() for message in params.messages],
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.tools:
+            body["tools"] = [tool.to_wire() for tool in params.tools]
+        if params.tool_choice is not None:
+            body["tool_choice"] = params.tool_choice
+        if params.response_format is not None:
+            body["response_format"] = params.response_format
+        if params.seed is not None:
+            body["seed"] = params.seed
+        body["stream_options"] = {"include_usage": True}
+        async with contextlib.aclosing(self._stream("chat/completions", model, body)) as stream:
+            async for delta in stream:
+                yield delta
+
+    async def _stream(
+        self, path: str, model: str | None, body: dict[str, Any]
+    ) -> AsyncGenerator[StreamDelta, None]:
+        if model:
+            body = {"model": model, **body}
+        body = {**body, **self._extra_body, "stream": True}
+        parser = StreamParser(
+            self._base_url,
+            backend=self.backend_label,
+            max_line_bytes=self.max_line_bytes,
+            max_body_bytes=self.max_body_bytes,
+        )
+        responded = False
+        log.debug("POST %s (stream, model %s)", self._url(path), model)
+        try:
+            async with self._client.stream(
+                "POST", self._url(path), json=body, headers=self._headers(stream=True)
+            ) as response:
+                responded = True
+                await self._raise_for_status(response)
+                # "sse" | "json" | None (undecided: some servers send SSE with another type)
+                mode = "sse" if "event-stream" in response.headers.get("content-type", "") else None
+                buffer = bytearray()
+                async for chunk in response.aiter_bytes():
+                    if mode != "sse":
+                        buffer += chunk
+                        if len(buffer) > self.max_body_bytes:
+                            raise parser.bad(
+                                f"the answer is larger than {self.max_body_bytes} bytes"
+                            )
+                        if mode is None and len(buffer.lstrip()) >= 8:
+                            mode = "sse" if _looks_like_sse(bytes(buffer)) else "json"
+                        if mode != "sse":
+                            continue
+                        chunk, buffer = bytes(buffer), bytearray()
+                    for delta in parser.feed(chunk):
+                        yield self._seen(delta)
+                    if parser.done:
+                        return
+                if mode == "sse" or (mode is None and _looks_like_sse(bytes(buffer))):
+                    deltas = parser.feed(bytes(buffer)) + parser.close()
+                else:
+                    # An error or a whole completion sent as plain JSON (often with HTTP 200).
+                    deltas = parser.feed_json(self._parse_json(bytes(buffer), response))
+                for delta in deltas:
+                    yield self._seen(delta)
+        except httpx.HTTPError as exc:
+            raise self._scrub(self._transport_error(exc, mid_stream=responded)) from exc
+        except ProviderError as error:
+            scrubbed = self._scrub(error)
+            if scrubbed is error:
+                raise
+            raise scrubbed from None
+
+    def _seen(self, delta: StreamDelta) -> StreamDelta:
+        if delta.stats is not None:
+            self._last_stats = delta.stats
+        return delta
+
+    # --- other operations -----------------------------------------------------------------
+
+    async def embed(self, texts: Sequence[str], model: str | None = None) -> list[list[float]]:
+        """`POST {base}/embeddings`: one vector per text, in order."""
+        if not texts:
+            return []
+        model = await self._model_for("embedding", model)
+        body: dict[str, Any] = {"input": list(texts), **self._embedding_extra()}
+        if model:
+            body["model"] = model
+        vectors = embeddings_from_body(
+            await self._request_json("POST", "embeddings", body), len(texts)
+        )
+        if isinstance(vectors, str):
+            raise self._bad(vectors)
+        return vectors
+
+    async def list_models(self) -> list[ModelInfo]:
+        """`GET {base}/models`."""
+        models = models_from_body(await self._request_json("GET", "models"))
+        if models is None:
+            raise self._bad("the model list has no `data` array")
+        return models
+
+    async def health(self) -> HealthReport:
+        """Whether the server answers the model list properly (an HTTP 200 error is not ok)."""
+        started = time.perf_counter()
+        try:
+            models = await self.list_models()
+        except ProviderError as error:
+            return HealthReport(False, self._base_url, self.health_backend, message=str(error))
+        loaded = sum(1 for model in models if model.state == "loaded")
+        return HealthReport(
+            ok=True,
+            base_url=self._base_url,
+            backend=self.health_backend,
+            message=f"{len(models)} model(s), {loaded} loaded",
+            models=tuple(models),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    # --- hooks for subclasses ---------------------------------------------------------------
+
+    async def _model_for(self, task: Task, model: str | None) -> str | None:
+        """The model to send when the caller gave `model` (None: let the server pick)."""
+        return model
+
+    def _embedding_extra(self) -> dict[str, Any]:
+        """Extra fields for embedding requests (generation requests get `extra_body`)."""
+        return {}
+
+    # --- HTTP plumbing ----------------------------------------------------------------------
+
+    def _url(self, path: str) -> str:
+        return path if "://" in path else f"{self._base_url}/{path.lstrip('/')}"
+
+    def _headers(self, *, stream: bool = False) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream" if stream else "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    def _bad(self, problem: str) -> BadResponse:
+        return BadResponse(
+            problem,
+            hint=sentence(
+                f"{self.backend_label} at {self._base_url} answered something unexpected — "
+                "check that aigents.apiBase points at its OpenAI-compatible /v1 API"
+            ),
+            base_url=self._base_url,
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError, *, mid_stream: bool) -> ProviderError:
+        return _transport_error(
+            exc,
+            self._base_url,
+            mid_stream=mid_stream,
+            backend=self.backend_label,
+            read_timeout=self._read_timeout,
+        )
+
+    def _scrub(self, error: ProviderError) -> ProviderError:
+        """The error without the API key (or a prefix of it) in its texts."""
+        message, hint = redact(error.message, self._api_key), redact(error.hint, self._api_key)
+        if message == error.message and hint == error.hint:
+            return error
+        return type(error)(message, hint=hint, status=error.status, base_url=error.base_url)
+
+    async def _read_bounded(
+        self, response: httpx.Response, limit: int, *, cut: bool = False
+    ) -> bytes:
+        """The body, refusing (or with `cut`, truncating) more than `limit` bytes."""
+        data = bytearray()
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) > limit:
+                if cut:
+                    return bytes(data[:limit])
+                raise self._bad(f"the answer is larger than {limit} bytes")
+        return bytes(data)
+
+    def _parse_json(self, raw: bytes, response: httpx.Response) -> object:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            kind = response.headers.get("content-type") or "no content type"
+            text = raw.decode("utf-8", "replace")
+            raise self._bad(
+                f"expected JSON, got {kind}: {excerpt(text) or 'an empty body'}"
+            ) from None
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        raw = await self._read_bounded(response, self.max_error_bytes, cut=True)
+        text = raw.decode("utf-8", "replace")
+        try:
+            body: object = json.loads(text)
+        except ValueError:
+            body = text or response.reason_phrase
+        message = error_message(status, body) or f"HTTP {status}"
+        raise classify(
+            status, message, error_code(body), self._base_url, backend=self.backend_label
+        )
+
+    async def _request_json(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        timeouts: httpx.Timeout | None = None,
+    ) -> object:
+        """A JSON request whose answer is read with a size limit and checked for errors
+        (including the HTTP 200 `{"error": ...}` answers LM Studio gives)."""
+        responded = False
+        extra: dict[str, Any] = {} if timeouts is None else {"timeout": timeouts}
+        log.debug("%s %s", method, self._url(path))  # never the headers: they hold the token
+        try:
+            async with self._client.stream(
+                method, self._url(path), json=body, headers=self._headers(), **extra
+            ) as response:
+                responded = True
+                await self._raise_for_status(response)
+                raw = await self._read_bounded(response, self.max_body_bytes)
+            parsed = self._parse_json(raw, response)
+            if isinstance(parsed, dict) and parsed.get("error"):
+                message = error_message(200, parsed) or excerpt(raw.decode("utf-8", "replace"))
+                raise classify(
+                    200, message, error_code(parsed), self._base_url, backend=self.backend_label
+                )
+        except httpx.HTTPError as exc:
+            raise self._scrub(self._transport_error(exc, mid_stream=responded)) from exc
+        except ProviderError as error:
+            scrubbed = self._scrub(error)
+            if scrubbed is error:
+                raise
+            raise scrubbed from None
+        return parsed

@@ -1,0 +1,1 @@
+"""Stand-ins for the backends, speaking their real wire formats over real HTTP."""
