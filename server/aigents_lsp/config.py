@@ -109,6 +109,30 @@ class Settings(BaseModel):
     debounce_ms: int = Field(
         120, ge=0, le=5000, description="Milliseconds of typing pause before a completion runs."
     )
+    adaptive_debounce: bool = Field(
+        True,
+        description="Wait a little longer than `debounce_ms` for people who type slowly "
+        "(never shorter, at most 2.5 times as long).",
+    )
+    completion_prompt_tokens: int = Field(
+        1536,
+        ge=128,
+        le=131072,
+        description="Most tokens of code context in a completion prompt (also capped by the "
+        "model's loaded context length). Larger gives better context but slower answers.",
+    )
+    completion_template: str | None = Field(
+        None,
+        description="Fill-in-the-middle template: a built-in name (`qwen-coder`, "
+        "`deepseek-coder`, `starcoder`, `starcoder2`, `codellama`, `codestral`, `codegemma`, "
+        "`granite-code`, `chat`, `prefix-only`) or your own string with `{prefix}`, `{suffix}` "
+        "and optionally `{file}`. Unset: picked from the model id and its architecture.",
+    )
+    completion_mode: Literal["auto", "inline", "items", "off"] = Field(
+        "auto",
+        description="How completions are offered: `inline` ghost text, classic completion "
+        "`items`, `auto` (ghost text when the editor supports it, items otherwise) or `off`.",
+    )
     embedded_threads: int = Field(
         0, ge=0, le=256, description="CPU threads of the embedded engine (0: all cores)."
     )

@@ -115,12 +115,67 @@ def _load(file: str | None) -> tuple[str, str]:
     return path.read_text(encoding="utf-8"), path.as_uri()
 
 
-async def run_demo(file: str | None = None, provider: str | None = None) -> int:
-    text, uri = _load(file)
-    env = {**os.environ}
-    if provider:
-        env["AIGENTS_PROVIDER"] = provider
-    print(f"aigents-lsp demo: starting `{sys.executable} -m aigents_lsp` over stdio")
+def _targets(text: str, custom_file: bool) -> list[tuple[str, types.Position]]:
+    if custom_file:
+        lines = text.split("\n")
+        return [("end of file", types.Position(line=len(lines) - 1, character=len(lines[-1])))]
+    body = '    """Return the n-th Fibonacci number."""\n'
+    line = 'circumference of a circle with the given radius."""\n    return '
+    return [
+        ("body of fibonacci()", _position_after(text, body)),
+        ("end of `return `", _position_after(text, line)),
+    ]
+
+
+def _show(label: str, suggestion: str | None, ms: float) -> bool:
+    if not suggestion:
+        print(f"\n{label}: no suggestion ({ms:.0f} ms)")
+        return False
+    print(f"\n{label} in {ms:.0f} ms:")
+    for line in suggestion.split("\n"):
+        print(f"    │ {line}")
+    return True
+
+
+async def _ask(
+    client: DemoClient,
+    document: types.TextDocumentIdentifier,
+    position: types.Position,
+    inline: bool,
+) -> str | None:
+    """Ghost text (inline completion) or the first completion item's text."""
+    if inline:
+        answer = await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=document,
+                position=position,
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                ),
+            )
+        )
+        found = answer.items if isinstance(answer, types.InlineCompletionList) else answer
+        if not found:
+            return None
+        first = found[0].insert_text
+        return first if isinstance(first, str) else first.value
+    listed = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=document,
+            position=position,
+            context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+        )
+    )
+    entries = listed.items if isinstance(listed, types.CompletionList) else listed
+    if entries and entries[0].text_edit is not None:
+        return entries[0].text_edit.new_text
+    return None
+
+
+async def _session(
+    text: str, uri: str, env: dict[str, str], *, inline: bool, custom_file: bool
+) -> tuple[int, dict[str, Any]]:
+    """One editor session; returns (requests without a suggestion, last status)."""
     client = _client()
     started = time.perf_counter()
     await client.start_io(sys.executable, "-m", "aigents_lsp", env=env)
@@ -128,10 +183,15 @@ async def run_demo(file: str | None = None, provider: str | None = None) -> int:
     server_process = getattr(client, "_server", None)
     drain = asyncio.create_task(_drain(getattr(server_process, "stderr", None), stderr))
     failures = 0
+    text_capabilities = types.TextDocumentClientCapabilities(
+        inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
+        completion=types.CompletionClientCapabilities(),
+    )
     try:
         result = await client.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(
+                    text_document=text_capabilities,
                     window=types.WindowClientCapabilities(work_done_progress=True),
                     general=types.GeneralClientCapabilities(
                         position_encodings=[types.PositionEncodingKind.Utf16]
@@ -142,12 +202,8 @@ async def run_demo(file: str | None = None, provider: str | None = None) -> int:
             )
         )
         init_ms = (time.perf_counter() - started) * 1000
-        caps = result.capabilities
-        print(
-            f"initialized in {init_ms:.0f} ms: inline completion "
-            f"{'yes' if caps.inline_completion_provider else 'no'}, completion "
-            f"{'yes' if caps.completion_provider else 'no'}"
-        )
+        offered = "ghost text" if result.capabilities.inline_completion_provider else "items"
+        print(f"initialized in {init_ms:.0f} ms; completion offered as {offered}")
         client.initialized(types.InitializedParams())
         client.text_document_did_open(
             types.DidOpenTextDocumentParams(
@@ -156,52 +212,19 @@ async def run_demo(file: str | None = None, provider: str | None = None) -> int:
                 )
             )
         )
-        lines = text.split("\n")
-        targets: list[tuple[str, types.Position]] = []
-        if not file:
-            body = '    """Return the n-th Fibonacci number."""\n'
-            targets.append(("ghost text: body of fibonacci()", _position_after(text, body)))
-            line = 'circumference of a circle with the given radius."""\n    return '
-            targets.append(("ghost text: end of `return `", _position_after(text, line)))
-        else:
-            end = types.Position(line=len(lines) - 1, character=len(lines[-1]))
-            targets.append(("ghost text at end of file", end))
-        for label, position in targets:
+        document = types.TextDocumentIdentifier(uri=uri)
+        for label, position in _targets(text, custom_file):
+            label = f"{label} (line {position.line + 1})"
             t0 = time.perf_counter()
-            inline = await client.text_document_inline_completion_async(
-                types.InlineCompletionParams(
-                    text_document=types.TextDocumentIdentifier(uri=uri),
-                    position=position,
-                    context=types.InlineCompletionContext(
-                        trigger_kind=types.InlineCompletionTriggerKind.Invoked
-                    ),
-                )
-            )
-            ms = (time.perf_counter() - t0) * 1000
-            items = inline.items if isinstance(inline, types.InlineCompletionList) else inline
-            suggestion = items[0].insert_text if items else None
-            if suggestion:
-                shown = suggestion if isinstance(suggestion, str) else suggestion.value
-                print(f"\n{label} (line {position.line + 1}) in {ms:.0f} ms:")
-                for line in shown.split("\n"):
-                    print(f"    │ {line}")
-            else:
+            try:
+                suggestion = await _ask(client, document, position, inline)
+            except Exception as error:  # the server's answer was an error: show it, go on
+                print(f"\n{label}: the server answered with an error: {error}")
                 failures += 1
-                print(f"\n{label}: no suggestion ({ms:.0f} ms)")
-        t0 = time.perf_counter()
-        classic = await client.text_document_completion_async(
-            types.CompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=targets[0][1],
-                context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
-            )
-        )
-        ms = (time.perf_counter() - t0) * 1000
-        completion_items = classic.items if isinstance(classic, types.CompletionList) else classic
-        labels = [item.label for item in completion_items or []]
-        print(f"\nclassic completion item in {ms:.0f} ms: {labels[0] if labels else '(none)'}")
+                continue
+            ms = (time.perf_counter() - t0) * 1000
+            failures += not _show(label, suggestion, ms)
         last = client.statuses[-1] if client.statuses else {}
-        print(f"\nserved by: {last.get('provider')} / {last.get('model')}")
         await client.shutdown_async(None)
         client.exit(None)
     finally:
@@ -209,10 +232,28 @@ async def run_demo(file: str | None = None, provider: str | None = None) -> int:
             await asyncio.wait_for(client.stop(), 5)  # type: ignore[no-untyped-call]
         drain.cancel()
     if failures:
-        print("demo: some requests got no suggestion; run `aigents-lsp doctor`.", file=sys.stderr)
         tail = b"".join(stderr)[-2000:].decode("utf-8", "replace")
         if tail:
             print(f"server log (tail):\n{tail}", file=sys.stderr)
+    return failures, last
+
+
+async def run_demo(file: str | None = None, provider: str | None = None) -> int:
+    text, uri = _load(file)
+    env = {**os.environ}
+    if provider:
+        env["AIGENTS_PROVIDER"] = provider
+    failures = 0
+    print(f"aigents-lsp demo: `{sys.executable} -m aigents_lsp` over stdio, as an editor runs it")
+    print("\n== an editor with ghost text (like VS Code) ==")
+    missed, last = await _session(text, uri, env, inline=True, custom_file=bool(file))
+    failures += missed
+    print("\n== an editor without ghost text (like Neovim 0.11): one completion item ==")
+    missed, last = await _session(text, uri, env, inline=False, custom_file=bool(file))
+    failures += missed
+    print(f"\nserved by: {last.get('provider')} / {last.get('model')}")
+    if failures:
+        print("demo: some requests got no suggestion; run `aigents-lsp doctor`.", file=sys.stderr)
         return 1
     print("demo: done.")
     return 0

@@ -17,6 +17,17 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 SERVER = [sys.executable, "-m", "aigents_lsp"]
 
 
+def capabilities_of(editor: str) -> types.ClientCapabilities:
+    """Real client capabilities. pytest-lsp's VS Code set is from 1.65; VS Code with
+    vscode-languageclient 10 also offers inline completion (LSP 3.18), as added here."""
+    capabilities = client_capabilities(editor)
+    if editor.startswith("visual-studio-code") and capabilities.text_document is not None:
+        capabilities.text_document.inline_completion = types.InlineCompletionClientCapabilities(
+            dynamic_registration=True
+        )
+    return capabilities
+
+
 def free_port() -> int:
     """A loopback port with nothing listening (for "backend is down")."""
     with socket.socket() as sock:
@@ -94,7 +105,7 @@ async def start_server(
         workspace.mkdir(exist_ok=True)
         client.init_result = await client.initialize_session(
             types.InitializeParams(
-                capabilities=client_capabilities(editor),
+                capabilities=capabilities_of(editor),
                 initialization_options=init_options,
                 root_uri=workspace.as_uri(),
                 workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")],
@@ -133,6 +144,19 @@ def open_doc(client: LanguageClient, uri: str, text: str, language: str = "pytho
 def end_of(text: str) -> types.Position:
     lines = text.split("\n")
     return types.Position(line=len(lines) - 1, character=len(lines[-1]))
+
+
+async def items(client: LanguageClient, uri: str, position: types.Position) -> list[str]:
+    """Classic completion (editors without inline completion): the inserted texts."""
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
+        )
+    )
+    found = result.items if isinstance(result, types.CompletionList) else result or []
+    return [item.text_edit.new_text for item in found if item.text_edit is not None]
 
 
 async def inline(client: LanguageClient, uri: str, position: types.Position) -> list[str]:

@@ -33,14 +33,22 @@ async def test_auto_falls_back_to_embedded_engine_and_completes(start_server: An
     assert client.progress_reports, "no $/progress while the engine started"
 
 
-async def test_multiline_body_and_classic_item(start_server: Any) -> None:
+async def test_multiline_body_as_ghost_text(start_server: Any) -> None:
     client = await start_server(provider="embedded")
     uri = "file:///tmp/engine_body.py"
-    text = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n'
+    text = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    '
     open_doc(client, uri, text)
-    position = types.Position(line=2, character=0)
-    suggestions = await inline(client, uri, position)
+    suggestions = await inline(client, uri, types.Position(line=2, character=4))
     assert suggestions and suggestions[0].strip()
+    assert "\n" in suggestions[0]  # a block body: several lines
+
+
+async def test_classic_item_for_editors_without_ghost_text(start_server: Any) -> None:
+    client = await start_server(editor="neovim@v0.11.0", provider="embedded")
+    uri = "file:///tmp/engine_item.py"
+    text = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n    '
+    open_doc(client, uri, text)
+    position = types.Position(line=2, character=4)
     result = await client.text_document_completion_async(
         types.CompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),

@@ -131,6 +131,8 @@ class Behaviour:
     wrong_content_type: bool = False  # SSE bytes labelled text/plain
     ignore_stream: bool = False  # answer streaming requests with a whole JSON body
     error_200: str | None = None  # {"error": "..."} with HTTP 200 on generation routes
+    # capacity
+    slots: int = 0  # generations served at once (others queue, like LM Studio); 0: unlimited
 
 
 @dataclass
@@ -152,6 +154,9 @@ class Generation:
     sent: int = 0
     finished: bool = False
     disconnected: bool = False
+    queued: float = 0.0  # time.perf_counter() when the request arrived
+    started: float = 0.0  # ... when a slot was free and generation began
+    ended: float = 0.0  # ... when the last byte went out or the client was gone
 
 
 class _Server(ThreadingHTTPServer):
@@ -181,6 +186,7 @@ class FakeLMStudio:
         self.disconnects = 0
         self.refused = False
         self._lock = threading.RLock()
+        self._slots: tuple[int, threading.Semaphore] | None = None
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._control: _Server | None = None
@@ -318,6 +324,15 @@ class FakeLMStudio:
             if time.monotonic() > deadline:
                 raise AssertionError("the fake LM Studio did not reach the expected state")
             await asyncio.sleep(0.01)
+
+    def slot(self, slots: int) -> threading.Semaphore | None:
+        """The semaphore that limits concurrent generations (None: unlimited)."""
+        if slots <= 0:
+            return None
+        with self._lock:
+            if self._slots is None or self._slots[0] != slots:
+                self._slots = (slots, threading.Semaphore(slots))
+            return self._slots[1]
 
     def _next_id(self, prefix: str) -> str:
         with self._lock:
@@ -715,9 +730,14 @@ class _Generation:
     def _answer(self) -> None:
         pieces, calls, finish = self._script()
         record = Generation(self.h.path, self.model, self.stream, planned=len(pieces) + len(calls))
+        record.queued = time.perf_counter()
         with self.fake._lock:
             self.fake.generations.append(record)
+        slot = self.fake.slot(self.b.slots)
         try:
+            if slot is not None:
+                slot.acquire()
+            record.started = time.perf_counter()
             if self.stream:
                 self._stream(record, pieces, calls, finish)
             else:
@@ -727,6 +747,10 @@ class _Generation:
             with self.fake._lock:
                 self.fake.disconnects += 1
             self.h.close_connection = True
+        finally:
+            record.ended = time.perf_counter()
+            if slot is not None:
+                slot.release()
 
     # --- non-streaming --------------------------------------------------------------------
 

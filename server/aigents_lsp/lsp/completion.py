@@ -1,129 +1,287 @@
 """`textDocument/inlineCompletion` (ghost text) and `textDocument/completion` (one AI item).
 
-Only translation lives here: LSP params -> `CompletionRequest` -> engine -> LSP items.
+Only translation lives here: LSP params -> `CompletionRequest` -> engine -> LSP items. Which of
+the two methods is advertised is decided at `initialize` from the client's capabilities and the
+`completion_mode` setting, so an editor never shows the same suggestion twice.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.workspace import TextDocument
 
-from aigents_lsp.completion.engine import CompletionRequest, Suggestion, complete
+from aigents_lsp.lsp.documents import LineDocument
 from aigents_lsp.lsp.server import AigentsServer
 from aigents_lsp.providers.base import ProviderError
 
+if TYPE_CHECKING:
+    # The engine (templates, post-processing) loads on the first request, not at start-up.
+    from aigents_lsp.completion.engine import CompletionRequest, Suggestion, Target
+
 log = logging.getLogger(__name__)
 
+ACCEPTED_COMMAND = "aigents.completionAccepted"
+STATS_COMMAND = "aigents.stats"
+PREFIX_WINDOW = 24_000  # characters read around the cursor; the engine budgets within them
+SUFFIX_WINDOW = 8_000
+RELATED_DOCUMENTS = 8
+RELATED_LINES = 60
 
-def request_at(
-    doc: TextDocument, position: types.Position, invoked: bool
+
+# --- which method to advertise -----------------------------------------------------------------
+
+
+def early_completion_mode(init_options: Any, roots: list[Path]) -> str:
+    """`completion_mode` read without loading the settings model (that would delay the
+    `initialize` answer); an invalid value means `auto` here and is reported later."""
+    mode: Any = None
+    for path in [Path.home() / ".config" / "aigents" / "config.toml"] + [
+        root / ".aigents.toml" for root in roots
+    ]:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+        table = data.get("aigents", data)
+        if isinstance(table, dict):
+            mode = table.get("completion_mode", table.get("completionMode", mode))
+    mode = os.environ.get("AIGENTS_COMPLETION_MODE") or mode
+    if isinstance(init_options, dict):
+        options = init_options.get("aigents", init_options)
+        if isinstance(options, dict):
+            mode = options.get("completionMode", options.get("completion_mode", mode))
+    return mode if mode in ("auto", "inline", "items", "off") else "auto"
+
+
+def choose_methods(ls: AigentsServer, params: types.InitializeParams, roots: list[Path]) -> None:
+    """Unregister the completion method(s) this client should not be offered."""
+    mode = early_completion_mode(params.initialization_options, roots)
+    text_document = params.capabilities.text_document
+    supports_inline = bool(text_document and text_document.inline_completion is not None)
+    keep_inline = mode == "inline" or (mode == "auto" and supports_inline)
+    keep_items = mode == "items" or (mode == "auto" and not supports_inline)
+    features = ls.protocol.fm.features
+    options = ls.protocol.fm.feature_options
+    for method, keep in (
+        (types.TEXT_DOCUMENT_INLINE_COMPLETION, keep_inline),
+        (types.TEXT_DOCUMENT_COMPLETION, keep_items),
+    ):
+        if not keep:
+            features.pop(method, None)
+            options.pop(method, None)
+    ls.completion_methods = [
+        name for name, kept in (("inline", keep_inline), ("items", keep_items)) if kept
+    ]
+    log.info("completion offered as: %s", ", ".join(ls.completion_methods) or "nothing")
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+def _relative(ls: AigentsServer, uri: str) -> str | None:
+    path = _path(uri)
+    if path is None:
+        return None
+    for root in ls.workspace_roots:
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            continue
+    return path.name
+
+
+def _path(uri: str) -> Path | None:
+    from pygls.uris import to_fs_path
+
+    fs = to_fs_path(uri)
+    return Path(fs) if fs else None
+
+
+def related_snippets(ls: AigentsServer, current: str) -> tuple[tuple[str, str], ...]:
+    """Text of other open documents around their latest edits, newest first; never of
+    ignored or secret files."""
+    snippets: list[tuple[str, str]] = []
+    for uri in reversed(list(ls.recent_edits)):
+        if uri == current or len(snippets) >= RELATED_DOCUMENTS:
+            continue
+        if not ls.context_allowed(uri):
+            continue
+        document = ls.workspace.text_documents.get(uri)
+        if not isinstance(document, LineDocument):
+            continue
+        line = ls.recent_edits[uri]
+        start = max(0, line - RELATED_LINES // 2)
+        text = "".join(document.lines[start : start + RELATED_LINES])
+        if text.strip():
+            snippets.append((_relative(ls, uri) or uri, text))
+    return tuple(snippets)
+
+
+def build_request(
+    ls: AigentsServer, document: LineDocument, position: types.Position, invoked: bool
 ) -> tuple[CompletionRequest, types.Position]:
-    """Slice prefix and suffix at a client position (any encoding); clamp absurd positions.
-    Returns the request and the position as the server understood it, in client units."""
-    lines = doc.lines
-    server_pos = doc.position_codec.position_from_client_units(
-        lines, types.Position(line=position.line, character=position.character)
-    )
-    line, char = server_pos.line, server_pos.character
-    if lines:
-        text_of_line = lines[line].rstrip("\r\n") if line < len(lines) else ""
-        char = min(char, len(text_of_line))
-    offset = sum(len(text) for text in lines[:line]) + char
-    source = doc.source
+    """The engine's request at a client position (any encoding; absurd positions clamped),
+    and that position as the server understood it, in client units."""
+    from aigents_lsp.completion.engine import CompletionRequest
+
+    line, column = document.to_server(position)
+    prefix, suffix = document.window(line, column, PREFIX_WINDOW, SUFFIX_WINDOW)
     request = CompletionRequest(
-        uri=doc.uri,
-        version=doc.version or 0,
-        prefix=source[:offset],
-        suffix=source[offset:],
-        language_id=doc.language_id or "",
+        uri=document.uri,
+        version=document.version or 0,
+        prefix=prefix,
+        suffix=suffix,
+        line=line,
+        column=column,
+        language_id=document.language_id or "",
         invoked=invoked,
+        file_path=_relative(ls, document.uri),
+        related=related_snippets(ls, document.uri),
     )
-    client_pos = doc.position_codec.position_to_client_units(lines, type(server_pos)(line, char))
-    return request, client_pos
+    return request, document.to_client(line, column)
 
 
-async def suggest(ls: AigentsServer, request: CompletionRequest) -> Suggestion | None:
+async def target(ls: AigentsServer) -> Target:
+    from aigents_lsp.completion.engine import Target
+
+    backend = ls.backend
+    provider = await backend.provider()
+    model = await backend.model_for("completion")
+    info = await backend.model_info(model)
+    return Target(
+        provider=provider,
+        model=model,
+        arch=info.arch if info else None,
+        context_length=info.context_length if info else None,
+    )
+
+
+async def suggest(
+    ls: AigentsServer, uri: str, position: types.Position, invoked: bool
+) -> tuple[Suggestion, CompletionRequest, types.Position] | None:
     """Run the engine; backend failures become a status change and one message, not an error
-    popup on every keystroke."""
-    settings = ls.settings
+    popup on every keystroke. A result for an older version of the document is never shown."""
+    document = ls.workspace.text_documents.get(uri)
+    if not isinstance(document, LineDocument):
+        return None
+    if not ls.context_allowed(uri):
+        return None
+    request, client_position = build_request(ls, document, position, invoked)
     backend = ls.backend
     try:
-        provider = await backend.provider()
-        model = await backend.model_for("completion")
-        async with backend.busy(model):
-            suggestion = await complete(
-                provider,
-                request,
-                model=model,
-                max_tokens=settings.completion_max_tokens,
-                temperature=settings.completion_temperature,
-            )
-        backend.mark_ready(suggestion.model if suggestion else model)
+        where = await target(ls)
+        async with backend.busy(where.model):
+            suggestion = await ls.completion_engine.complete(request, where)
+        backend.mark_ready(where.model)
     except ProviderError as error:
         backend.report_error(error)
         return None
-    return suggestion
+    except Exception:  # a bug of ours must not cost the user their editor session
+        log.exception("completion failed at %s", uri)
+        ls.completion_engine.metrics.errors += 1
+        return None
+    if suggestion is None or (document.version or 0) != request.version:
+        return None
+    return suggestion, request, client_position
 
 
-def _fresh(ls: AigentsServer, request: CompletionRequest) -> bool:
-    """A result computed for an older version of the document is never shown."""
-    try:
-        doc = ls.workspace.get_text_document(request.uri)
-    except Exception:
-        return False
-    return (doc.version or 0) == request.version
+def _accept_command(suggestion: Suggestion, uri: str) -> types.Command:
+    return types.Command(
+        title="aigents: suggestion accepted",
+        command=ACCEPTED_COMMAND,
+        arguments=[{"uri": uri, "model": suggestion.model, "chars": len(suggestion.text)}],
+    )
 
 
 def register(server: AigentsServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: AigentsServer, params: types.InlineCompletionParams
-    ) -> types.InlineCompletionList | None:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
+    ) -> types.InlineCompletionList:
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        request, position = request_at(doc, params.position, invoked)
-        suggestion = await suggest(ls, request)
-        if suggestion is None or not _fresh(ls, request):
+        found = await suggest(ls, params.text_document.uri, params.position, invoked)
+        if found is None:
             return types.InlineCompletionList(items=[])
+        suggestion, _, position = found
         item = types.InlineCompletionItem(
             insert_text=suggestion.text,
             range=types.Range(start=position, end=position),
+            command=_accept_command(suggestion, params.text_document.uri),
         )
         return types.InlineCompletionList(items=[item])
 
     @server.feature(
         types.TEXT_DOCUMENT_COMPLETION,
-        types.CompletionOptions(trigger_characters=[".", "(", " "], resolve_provider=False),
+        types.CompletionOptions(trigger_characters=[".", "(", " ", "\n"]),
     )
-    async def classic_completion(
+    async def completion_items(
         ls: AigentsServer, params: types.CompletionParams
     ) -> types.CompletionList:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        invoked = (
-            params.context is None
-            or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
-        )
-        request, position = request_at(doc, params.position, invoked)
-        suggestion = await suggest(ls, request)
-        if suggestion is None or not _fresh(ls, request):
+        context = params.context
+        invoked = context is None or context.trigger_kind == types.CompletionTriggerKind.Invoked
+        found = await suggest(ls, params.text_document.uri, params.position, invoked)
+        if found is None:
+            # Incomplete: the editor asks again as the user types.
             return types.CompletionList(is_incomplete=True, items=[])
-        first_line = suggestion.text.strip().split("\n", 1)[0]
-        language = request.language_id or ""
+        suggestion, request, position = found
+        first_line = suggestion.text.lstrip("\n").split("\n", 1)[0].strip()
         item = types.CompletionItem(
-            label=first_line[:80] or suggestion.text.strip()[:80],
+            label=(first_line or suggestion.text.strip())[:80],
             kind=types.CompletionItemKind.Snippet,
             detail=f"aigents · {suggestion.model or 'AI'}",
             documentation=types.MarkupContent(
                 kind=types.MarkupKind.Markdown,
-                value=f"```{language}\n{suggestion.text}\n```",
+                value=f"```{request.language_id}\n{suggestion.text}\n```",
             ),
             text_edit=types.TextEdit(
                 range=types.Range(start=position, end=position), new_text=suggestion.text
             ),
             insert_text_format=types.InsertTextFormat.PlainText,
-            sort_text="0",
+            sort_text="0000",
             preselect=True,
+            command=_accept_command(suggestion, params.text_document.uri),
         )
         return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: AigentsServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.recent_edits.setdefault(params.text_document.uri, 0)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: AigentsServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.completion_engine.note_keystroke(uri)
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                ls.recent_edits.pop(uri, None)
+                ls.recent_edits[uri] = change.range.start.line  # newest last
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: AigentsServer, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.completion_engine.close(uri)
+        ls.recent_edits.pop(uri, None)
+
+    @server.command(ACCEPTED_COMMAND)
+    def completion_accepted(ls: AigentsServer, *args: Any) -> None:
+        ls.completion_engine.metrics.accepted += 1
+
+    @server.command(STATS_COMMAND)
+    def stats(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+        """Local completion metrics (also shown in the editor as a message)."""
+        snapshot = ls.completion_engine.metrics.snapshot()
+        summary = ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in snapshot.items() if v is not None
+        )
+        ls.notify_user(f"aigents completion stats: {summary}", "info")
+        return {
+            "completion": snapshot,
+            "since": ls.started_at,
+            "uptime_s": round(time.time() - ls.started_at, 1),
+        }

@@ -7,6 +7,8 @@ from typing import Any
 
 from lsprotocol import types
 
+from aigents_lsp.lsp import completion
+from aigents_lsp.lsp.documents import LineWorkspace
 from aigents_lsp.lsp.logs import setup_logging
 from aigents_lsp.lsp.server import AigentsServer, workspace_roots
 
@@ -18,8 +20,10 @@ SECTION = "aigents"
 def register(server: AigentsServer) -> None:
     @server.feature(types.INITIALIZE)
     def on_initialize(ls: AigentsServer, params: types.InitializeParams) -> None:
+        ls.protocol._workspace = LineWorkspace.replacing(ls.workspace)
         # Kept for `initialized`: the editor is not made to wait while settings load.
         ls.workspace_roots = workspace_roots(params)
+        completion.choose_methods(ls, params, ls.workspace_roots)
         ls.init_options = params.initialization_options
         ls.client_name = params.client_info.name if params.client_info else "unknown client"
 

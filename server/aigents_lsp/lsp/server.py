@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
@@ -19,7 +20,9 @@ from aigents_lsp.providers.backend import Backend, Status
 
 if TYPE_CHECKING:
     # pydantic costs ~80 ms to import: it is loaded after the `initialize` response.
+    from aigents_lsp.completion.engine import CompletionEngine
     from aigents_lsp.config import Settings, SettingsProblem
+    from aigents_lsp.workspace.ignore import IgnoreRules
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,11 @@ class AigentsServer(LanguageServer):
         self.workspace_roots: list[Path] = []
         self.init_options: Any = None
         self.client_name = "unknown client"
+        self.started_at = time.time()
+        self._completion_engine: CompletionEngine | None = None
+        self._ignore: IgnoreRules | None = None
+        self.recent_edits: dict[str, int] = {}  # uri -> line of the latest edit, newest last
+        self.completion_methods: list[str] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._engine_progress_token: str | None = None
         self._progress_queue: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
@@ -65,6 +73,34 @@ class AigentsServer(LanguageServer):
                 on_progress=self.engine_progress,
             )
         return self._backend
+
+    @property
+    def completion_engine(self) -> CompletionEngine:
+        if self._completion_engine is None:
+            from aigents_lsp.completion.engine import CompletionEngine
+
+            self._completion_engine = CompletionEngine(lambda: self.settings)
+        return self._completion_engine
+
+    # --- privacy ----------------------------------------------------------------------------
+
+    @property
+    def ignore_rules(self) -> IgnoreRules:
+        if self._ignore is None:
+            from aigents_lsp.workspace.ignore import IgnoreRules
+
+            # Files opened from outside the workspace may be completed (not secret ones).
+            self._ignore = IgnoreRules(self.workspace_roots, outside_is_ignored=False)
+        return self._ignore
+
+    def context_allowed(self, uri: str) -> bool:
+        """May this document's text go to a model? Never for ignored or secret files.
+        Documents without a file (untitled buffers) are allowed."""
+        from aigents_lsp.workspace.ignore import path_from_uri
+
+        if not uri.startswith("file:"):
+            return True
+        return not self.ignore_rules.is_ignored(path_from_uri(uri))
 
     # --- messages to the editor ------------------------------------------------------------
 

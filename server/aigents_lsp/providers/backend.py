@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
-from aigents_lsp.providers.base import Provider, ProviderError
+from aigents_lsp.providers.base import ModelInfo, Provider, ProviderError
 
 if TYPE_CHECKING:
     from aigents_lsp.config import Settings
@@ -27,6 +27,8 @@ Task = Literal["completion", "chat", "embedding"]
 
 # How often `auto` looks for LM Studio again while the embedded engine serves.
 LMSTUDIO_RECHECK_SECONDS = 30.0
+MODEL_INFO_SECONDS = 30.0
+BUSY_AFTER_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Backend:
         self._last_probe = 0.0
         self._incident: str | None = None  # the error kind the user was already told about
         self._told_embedded = False
+        self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         self.status = Status(state="starting", provider=self.describe_provider())
 
     # --- status ---------------------------------------------------------------------------
@@ -123,16 +126,22 @@ class Backend:
 
     @contextlib.asynccontextmanager
     async def busy(self, model: str | None = None) -> AsyncIterator[None]:
-        """Mark the backend busy while a request runs."""
+        """Mark the backend busy while a request runs. Only requests that last are shown:
+        a status flickering on every keystroke (cache hits take a millisecond) is noise."""
         self._busy += 1
-        if self._incident is None:
-            self._set_status(Status("busy", self.describe_provider(), model or self.status.model))
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(BUSY_AFTER_SECONDS, self._show_busy, model)
         try:
             yield
         finally:
+            timer.cancel()
             self._busy -= 1
             if self._busy == 0 and self.status.state == "busy":
                 self._set_status(replace(self.status, state="ready"))
+
+    def _show_busy(self, model: str | None) -> None:
+        if self._busy and self._incident is None:
+            self._set_status(Status("busy", self.describe_provider(), model or self.status.model))
 
     # --- provider selection ---------------------------------------------------------------
 
@@ -144,6 +153,7 @@ class Backend:
             async with self._lock:
                 await self._close_providers()
             self._incident = None
+            self._model_info.clear()
             self._set_status(Status("starting", settings.provider))
 
     async def provider(self) -> Provider:
@@ -162,6 +172,25 @@ class Backend:
             return configured
         provider = await self.provider()
         return await provider.resolve_model(task)
+
+    async def model_info(self, model: str | None) -> ModelInfo | None:
+        """What the provider says of a model (arch, context length), cached for a while;
+        None when unknown or when the provider cannot list models."""
+        if model is None:
+            return None
+        provider = await self.provider()
+        now = time.monotonic()
+        cached = self._model_info.get((provider.name, model))
+        if cached is not None and now - cached[0] < MODEL_INFO_SECONDS:
+            return cached[1]
+        try:
+            models = await provider.list_models()
+        except ProviderError as error:
+            log.debug("model list unavailable: %s", error)
+            models = []
+        found = next((m for m in models if m.id == model), None)
+        self._model_info[(provider.name, model)] = (now, found)
+        return found
 
     def _should_recheck_lmstudio(self) -> bool:
         return (

@@ -1,0 +1,142 @@
+"""What goes into a completion prompt, within the model's token budget.
+
+- The local window: the prefix (most of the budget) and the suffix, cut at line boundaries.
+- Snippets of other files (open documents, recently edited places), ranked by how many
+  identifiers they share with the code around the cursor, deduplicated against the local
+  window, each with its path. The caller never offers ignored or secret files.
+- Token counts are estimated (a calibrated characters-per-token ratio), so building a prompt
+  never waits for the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aigents_lsp.workspace.secrets import redact
+
+if TYPE_CHECKING:
+    from aigents_lsp.completion.engine import CompletionRequest
+    from aigents_lsp.config import Settings
+
+# Code averages ~3.2-3.8 characters per token with BPE tokenizers (measured on the standard
+# library with llama.cpp's /tokenize: see benchmarks/quality.py); stay on the safe side.
+log = logging.getLogger(__name__)
+CHARS_PER_TOKEN = 3.2
+SNIPPET_LINES = 24
+MAX_SNIPPETS = 4
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+Snippet = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    prefix: str
+    suffix: str
+    snippets: tuple[Snippet, ...] = ()
+
+
+def estimate_tokens(text: str) -> int:
+    return int(len(text) / CHARS_PER_TOKEN) + 1
+
+
+def _tail_lines(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    cut = text[-max_chars:]
+    newline = cut.find("\n")
+    return cut[newline + 1 :] if 0 <= newline < len(cut) - 1 else cut
+
+
+def _head_lines(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    newline = cut.rfind("\n")
+    return cut[: newline + 1] if newline > 0 else cut
+
+
+def prompt_budget(context_length: int | None, settings: Settings) -> int:
+    """Tokens the prompt may use: the setting, capped by the model's real context."""
+    budget = settings.completion_prompt_tokens
+    if context_length:
+        budget = min(budget, context_length - settings.completion_max_tokens - 64)
+    return max(budget, 128)
+
+
+def identifiers(text: str) -> set[str]:
+    return set(_IDENT.findall(text))
+
+
+def chunk(text: str, lines: int = SNIPPET_LINES) -> Iterable[str]:
+    rows = text.split("\n")
+    step = max(1, lines // 2)  # overlapping windows, so a function is rarely cut in two
+    for start in range(0, max(1, len(rows) - step), step):
+        yield "\n".join(rows[start : start + lines])
+
+
+def rank_snippets(
+    around_cursor: str, candidates: Sequence[Snippet], local_window: str, limit: int
+) -> list[Snippet]:
+    """The `limit` chunks of `candidates` sharing the most identifiers with the cursor's
+    surroundings (Jaccard similarity), excluding text already in the local window."""
+    wanted = identifiers(around_cursor)
+    if not wanted:
+        return []
+    scored: list[tuple[float, int, Snippet]] = []
+    for order, (path, text) in enumerate(candidates):
+        for piece in chunk(text):
+            stripped = piece.strip()
+            if not stripped or stripped in local_window:
+                continue
+            found = identifiers(piece)
+            if not found:
+                continue
+            score = len(wanted & found) / len(wanted | found)
+            if score > 0.05:
+                scored.append((score, -order, (path, piece)))
+    scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    picked: list[Snippet] = []
+    seen: set[str] = set()
+    for _, _, (path, piece) in scored:
+        if piece in seen:
+            continue
+        seen.add(piece)
+        picked.append((path, piece))
+        if len(picked) >= limit:
+            break
+    return picked
+
+
+def build_context(
+    request: CompletionRequest, context_length: int | None, settings: Settings
+) -> PromptContext:
+    """The prompt's parts within the budget: 70% prefix, 15% suffix, 15% other files."""
+    budget_chars = int(prompt_budget(context_length, settings) * CHARS_PER_TOKEN)
+    snippet_chars = int(budget_chars * 0.15) if request.related else 0
+    suffix = _head_lines(request.suffix, int(budget_chars * 0.15))
+    prefix = _tail_lines(request.prefix, budget_chars - len(suffix) - snippet_chars)
+    snippets: list[Snippet] = []
+    if snippet_chars:
+        around = request.prefix[-600:] + request.suffix[:200]
+        used = 0
+        for path, text in rank_snippets(around, request.related, prefix + suffix, MAX_SNIPPETS):
+            if used + len(text) > snippet_chars:
+                break
+            snippets.append((path, text))
+            used += len(text)
+    # Obvious secrets (keys, tokens, passwords) never reach the model. Done here, on the few
+    # kilobytes of the prompt, not on every keystroke's window.
+    return PromptContext(
+        _redacted(prefix), _redacted(suffix), tuple((p, _redacted(t)) for p, t in snippets)
+    )
+
+
+def _redacted(text: str) -> str:
+    cleaned, count = redact(text)
+    if count:
+        log.info("redacted %d secret(s) from a completion prompt", count)
+    return cleaned

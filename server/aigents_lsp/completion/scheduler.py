@@ -1,0 +1,178 @@
+"""Scheduling completions per document: debounce, supersede, and shared in-flight generations.
+
+- A newer request for a document supersedes the older ones: they are answered empty at once.
+- Automatic requests wait for a pause in typing (the debounce); invoked ones do not.
+- A generation (one backend stream) lives apart from the requests waiting on it, so a newer
+  request whose prefix extends the old one (the user typed on) can reuse it. It is cancelled —
+  closing the HTTP stream, so the backend stops — when nobody waits for it any more (after a
+  short grace, because an editor cancels the old request just before sending the new one) or
+  when a request it cannot serve takes its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# An editor sends `$/cancelRequest` for the previous request and then the next one: keep the
+# generation alive this long so the next request can adopt it.
+ADOPT_GRACE_SECONDS = 0.03
+
+
+class Superseded(Exception):
+    """A newer request for the same document took over."""
+
+
+@dataclass(eq=False)
+class Generation:
+    """One backend stream for a context; `partial` grows as tokens arrive."""
+
+    uri: str
+    line: int
+    column: int
+    prefix: str
+    suffix_head: str
+    model_key: str
+    task: asyncio.Task[str | None] | None = None
+    partial: list[str] = field(default_factory=list)
+    holders: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    _grace: asyncio.TimerHandle | None = None
+
+    def text_so_far(self) -> str:
+        return "".join(self.partial)
+
+    def adoptable_by(
+        self, line: int, column: int, prefix: str, suffix_head: str, model_key: str
+    ) -> str | None:
+        """What the user typed since this generation started, if the generation still fits:
+        same line, cursor moved right by what was typed, same text after the cursor."""
+        if self.task is None or self.task.cancelled():
+            return None
+        if model_key != self.model_key or suffix_head != self.suffix_head:
+            return None
+        if line != self.line or column < self.column or column - self.column > len(prefix):
+            return None
+        typed = prefix[len(prefix) - (column - self.column) :]
+        before = prefix[: len(prefix) - len(typed)]
+        if not before.endswith(self.prefix[-200:]):
+            return None
+        so_far = self.text_so_far()
+        # Compatible while what was typed and what was generated agree on their common part.
+        common = min(len(typed), len(so_far))
+        if typed[:common] != so_far[:common]:
+            return None
+        return typed
+
+    def hold(self) -> None:
+        self.holders += 1
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+
+    def release(self) -> None:
+        self.holders -= 1
+        if self.holders <= 0 and self.task is not None and not self.task.done():
+            loop = asyncio.get_running_loop()
+            self._grace = loop.call_later(ADOPT_GRACE_SECONDS, self._cancel_if_unheld)
+
+    def _cancel_if_unheld(self) -> None:
+        self._grace = None
+        if self.holders <= 0:
+            self.cancel()
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+class DocumentScheduler:
+    """Per-document tickets (newest wins) and the document's current generation."""
+
+    def __init__(self) -> None:
+        self._tickets: dict[str, int] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.generations: dict[str, Generation] = {}
+
+    def enter(self, uri: str) -> int:
+        """A new request for `uri`: every older one is superseded now."""
+        ticket = self._tickets.get(uri, 0) + 1
+        self._tickets[uri] = ticket
+        for waiter in self._waiters.pop(uri, set()):
+            if not waiter.done():
+                waiter.set_result(None)
+        return ticket
+
+    def current(self, uri: str, ticket: int) -> bool:
+        return self._tickets.get(uri) == ticket
+
+    def _superseded_signal(self, uri: str) -> asyncio.Future[None]:
+        signal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(uri, set()).add(signal)
+        return signal
+
+    async def debounce(self, uri: str, ticket: int, seconds: float) -> None:
+        """Wait for a pause in typing; raise `Superseded` as soon as a newer request comes."""
+        if not self.current(uri, ticket):
+            raise Superseded
+        if seconds <= 0:
+            return
+        signal = self._superseded_signal(uri)
+        try:
+            await asyncio.wait_for(asyncio.shield(signal), seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.get(uri, set()).discard(signal)
+        if not self.current(uri, ticket):
+            raise Superseded
+
+    async def wait(self, uri: str, ticket: int, generation: Generation) -> str | None:
+        """Wait for a generation's text while this request is the newest for its document.
+        Cancellation of the caller (e.g. `$/cancelRequest`) releases the generation."""
+        assert generation.task is not None
+        generation.hold()
+        signal = self._superseded_signal(uri)
+        try:
+            waitables: set[asyncio.Future[Any]] = {generation.task, signal}
+            done, _ = await asyncio.wait(waitables, return_when=asyncio.FIRST_COMPLETED)
+            if generation.task not in done or not self.current(uri, ticket):
+                raise Superseded
+            if generation.task.cancelled():
+                raise Superseded
+            return generation.task.result()
+        finally:
+            self._waiters.get(uri, set()).discard(signal)
+            generation.release()
+
+    def start(
+        self, generation: Generation, run: Callable[[Generation], Awaitable[str | None]]
+    ) -> Generation:
+        """Make `generation` the document's current one, cancelling the one it replaces."""
+        old = self.generations.get(generation.uri)
+        if old is not None and old is not generation:
+            old.cancel()
+        self.generations[generation.uri] = generation
+        generation.task = asyncio.ensure_future(run(generation))
+
+        def forget(task: asyncio.Task[str | None]) -> None:
+            if self.generations.get(generation.uri) is generation:
+                del self.generations[generation.uri]
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()  # consumed here so nothing is logged as "never retrieved"
+
+        generation.task.add_done_callback(forget)
+        return generation
+
+    def close(self, uri: str) -> None:
+        generation = self.generations.pop(uri, None)
+        if generation is not None:
+            generation.cancel()
+        self._tickets.pop(uri, None)
+        for waiter in self._waiters.pop(uri, set()):
+            if not waiter.done():
+                waiter.set_result(None)
