@@ -274,12 +274,25 @@ def _settings() -> Settings:
     return settings
 
 
+def completion_stats() -> dict[str, object] | None:
+    """The completion metrics the server saved last (local only, never sent anywhere)."""
+    from aigents_lsp.lsp.logs import stats_path
+
+    try:
+        data = json.loads(stats_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 async def run_doctor(as_json: bool = False) -> int:
     settings = _settings()
     checks = await diagnose(settings)
     failed = any(c.verdict == "fail" for c in checks)
+    stats = completion_stats()
     if as_json:
-        print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
+        report = {"ok": not failed, "checks": [asdict(c) for c in checks], "stats": stats}
+        print(json.dumps(report, indent=2))
         return 1 if failed else 0
     print(f"aigents-lsp doctor — provider {settings.provider}, api base {settings.api_base}")
     for check in checks:
@@ -288,6 +301,12 @@ async def run_doctor(as_json: bool = False) -> int:
         if check.fix and check.verdict != "pass":
             print(f"         fix: {check.fix}")
     print("All checks passed." if not failed else "Some checks failed: see the fixes above.")
+    completion = stats.get("completion") if stats else None
+    if isinstance(completion, dict):
+        shown = ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in completion.items() if v is not None
+        )
+        print(f"Completion metrics of the last session (local only): {shown}")
     return 1 if failed else 0
 
 

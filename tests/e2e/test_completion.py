@@ -4,12 +4,15 @@ versions, both LSP methods, and positions in every encoding on lines with emoji 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import end_of, inline, items, open_doc, until
+from tests.e2e.conftest import end_of, inline, items, open_doc, server_env, until
 from tests.fakes.lmstudio_server import FakeLMStudio
 
 MODEL = "qwen2.5-coder-1.5b-instruct"
@@ -101,9 +104,7 @@ async def test_type_through_needs_no_backend_call(
     ]
     for i, char in enumerate("comp"):
         _change(client, uri, i + 2, 0, 8 + i, char)
-        shown = _texts(
-            await _automatic(client, uri, types.Position(line=0, character=9 + i))
-        )
+        shown = _texts(await _automatic(client, uri, types.Position(line=0, character=9 + i)))
         assert shown == ["compute_total(items)"[i + 1 :]]
     assert len(_completions(fake_lmstudio)) == 1
 
@@ -143,7 +144,7 @@ async def test_items_for_editors_without_ghost_text(
 
 
 async def test_accepted_suggestions_are_counted(
-    start_server: Any, fake_lmstudio: FakeLMStudio
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
 ) -> None:
     fake_lmstudio.configure(completion_reply="x + 1")
     client = await start_server(**_settings(fake_lmstudio))
@@ -168,6 +169,16 @@ async def test_accepted_suggestions_are_counted(
     completion = stats["completion"] if isinstance(stats, dict) else stats.completion
     values = completion if isinstance(completion, dict) else completion._asdict()
     assert values["shown"] == 1 and values["accepted"] == 1 and values["backend_calls"] == 1
+    # ... and `doctor` shows them (local metrics kept in the state directory)
+    doctor = subprocess.run(
+        [sys.executable, "-m", "aigents_lsp", "doctor"],
+        env=server_env(tmp_path, api_base=fake_lmstudio.base_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Completion metrics of the last session" in doctor.stdout
+    assert "accepted 1" in doctor.stdout
 
 
 LINE = 's = "😋漢字" + na'

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from aigents_lsp.providers.embedded import (
+from aigents_lsp.providers.embedded import embedded_available
+from aigents_lsp.providers.embedded_models import (
     GEMMA,
     SMOLLM2,
     ModelCorrupt,
     ModelUnavailable,
     cache_root,
-    embedded_available,
     model_cache_dir,
     prepare_model,
     sha256_file,

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from aigents_lsp.completion.engine import CompletionRequest
     from aigents_lsp.config import Settings
 
-# Code averages ~3.2-3.8 characters per token with BPE tokenizers (measured on the standard
-# library with llama.cpp's /tokenize: see benchmarks/quality.py); stay on the safe side.
+# Code averages ~3-4 characters per token with BPE tokenizers; without a tokenizer at the
+# backend, stay on the safe side. With one (llama.cpp /tokenize), the engine measures it.
 log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 3.2
 SNIPPET_LINES = 24
@@ -112,10 +112,13 @@ def rank_snippets(
 
 
 def build_context(
-    request: CompletionRequest, context_length: int | None, settings: Settings
+    request: CompletionRequest,
+    context_length: int | None,
+    settings: Settings,
+    chars_per_token: float = CHARS_PER_TOKEN,
 ) -> PromptContext:
     """The prompt's parts within the budget: 70% prefix, 15% suffix, 15% other files."""
-    budget_chars = int(prompt_budget(context_length, settings) * CHARS_PER_TOKEN)
+    budget_chars = int(prompt_budget(context_length, settings) * chars_per_token)
     snippet_chars = int(budget_chars * 0.15) if request.related else 0
     suffix = _head_lines(request.suffix, int(budget_chars * 0.15))
     prefix = _tail_lines(request.prefix, budget_chars - len(suffix) - snippet_chars)

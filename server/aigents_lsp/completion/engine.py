@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from aigents_lsp.completion.cache import CacheKey, SuggestionCache
-from aigents_lsp.completion.context import PromptContext, build_context
+from aigents_lsp.completion.context import CHARS_PER_TOKEN, PromptContext, build_context
 from aigents_lsp.completion.metrics import CompletionMetrics
 from aigents_lsp.completion.postprocess import cursor_indent, postprocess, should_stop
 from aigents_lsp.completion.scheduler import DocumentScheduler, Generation, Superseded
@@ -140,6 +140,21 @@ class CompletionEngine:
         self.scheduler = DocumentScheduler()
         self.metrics = CompletionMetrics()
         self.debounce = AdaptiveDebounce()
+        self._ratios: dict[str, float] = {}
+
+    async def _chars_per_token(self, target: Target, sample: str) -> float:
+        """Characters per token of this model, measured once with the backend's tokenizer
+        when it has one (llama.cpp `/tokenize`), else the calibrated estimate."""
+        key = f"{target.provider.name}:{target.model}"
+        ratio = self._ratios.get(key)
+        if ratio is None:
+            sample = sample[-6000:]
+            tokens = await target.provider.count_tokens(sample, target.model) if sample else None
+            ratio = CHARS_PER_TOKEN
+            if tokens and len(sample) >= 500:
+                ratio = min(max(len(sample) / tokens, 1.5), 6.0)
+            self._ratios[key] = ratio
+        return ratio
 
     def note_keystroke(self, uri: str) -> None:
         """A document changed: feeds the adaptive debounce."""
@@ -186,7 +201,8 @@ class CompletionEngine:
                     generation.cancel()  # it cannot serve this context: stop the backend now
                 delay = 0.0 if request.invoked else self.debounce.seconds(request.uri, settings)
                 await self.scheduler.debounce(request.uri, ticket, delay)
-                context = build_context(request, target.context_length, settings)
+                ratio = await self._chars_per_token(target, request.prefix)
+                context = build_context(request, target.context_length, settings, ratio)
                 job = _Job(request, target, template, mode, key, context)
                 generation = self.scheduler.start(
                     Generation(

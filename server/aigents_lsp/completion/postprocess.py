@@ -10,14 +10,21 @@ whitespace), then shape it (indentation, block end, line count), then fit it to 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from aigents_lsp.completion.syntax import (
+    OPENERS,
+    PAIR,
+    ScanState,
+    match_brackets,
+    opened_in,
+    scan_brackets,
+    state_at_cursor,
+)
 from aigents_lsp.completion.templates import strip_model_output
 
 TAB_WIDTH = 4
-_OPENERS, _CLOSERS = "([{", ")]}"
-_PAIR = {")": "(", "]": "[", "}": "{"}
 _BLOCK_OPENER = re.compile(r"(?:[:{(\[]|=>|\bthen|\bdo)\s*$")
 _CLOSER_LINE = re.compile(r"[)\]}][)\]};,]*|(?:end|fi|done|esac|endif|endfor|endwhile)[;,)]*")
 # A column-0 line that plausibly ends the cursor's block rather than continuing it.
@@ -26,16 +33,6 @@ _BLOCK_BOUNDARY = re.compile(
     r"|export|import|from|package|public|private|protected|static)\b|@|#include"
 )
 _BLOCK_END = re.compile(r"(?:return|raise|throw|break|continue)\b")
-_HASH_COMMENT_LANGUAGES = frozenset(
-    "python shellscript sh bash zsh fish ruby perl r yaml toml makefile dockerfile elixir nim "
-    "julia powershell coffeescript cmake nix terraform".split()
-)
-_DASH_COMMENT_LANGUAGES = frozenset("lua sql haskell elm ada".split())
-# Languages where ' is not a string delimiter (lifetimes, quoting, type variables, comments).
-_NO_SINGLE_QUOTE_STRINGS = frozenset(
-    "rust lisp clojure scheme racket commonlisp emacs-lisp elisp ocaml fsharp haskell vb "
-    "verilog systemverilog".split()
-)
 
 
 @dataclass(frozen=True)
@@ -98,89 +95,6 @@ def _is_closer_line(line: str) -> bool:
 
 def _nonblank(text: str) -> str | None:
     return text if text.strip() else None
-
-
-# --- strings, comments and brackets ------------------------------------------------------------
-
-
-@dataclass
-class _ScanState:
-    quote: str | None = None  # the delimiter of the string we are in
-    quote_at: int = -1  # where it opened in the scanned text; -1: before the cursor
-    unclosed_at: int = -1  # first string opened here and left open at a line end
-    comment: bool = False  # inside a line comment
-
-
-def _comment_markers(language_id: str) -> tuple[str, ...]:
-    if language_id in _HASH_COMMENT_LANGUAGES:
-        return ("#",)
-    if language_id in _DASH_COMMENT_LANGUAGES:
-        return ("--",)
-    return ("//",) if language_id else ("#", "//")
-
-
-def _brackets(text: str, state: _ScanState, language_id: str) -> Iterator[tuple[int, str]]:
-    """(index, bracket) for brackets outside strings and line comments; updates `state`."""
-    markers = _comment_markers(language_id)
-    single_quotes = language_id not in _NO_SINGLE_QUOTE_STRINGS
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\n":
-            state.comment = False
-            if state.quote in ('"', "'"):  # plain strings end with the line
-                if state.quote_at >= 0 and state.unclosed_at < 0:
-                    state.unclosed_at = state.quote_at
-                state.quote = None
-        elif state.comment:
-            pass
-        elif state.quote:
-            if ch == "\\":
-                i += 1
-            elif text.startswith(state.quote, i):
-                i += len(state.quote) - 1
-                state.quote = None
-        elif any(text.startswith(marker, i) for marker in markers):
-            state.comment = True
-        elif ch in "\"'`":
-            apostrophe = ch == "'" and (not single_quotes or (i > 0 and text[i - 1].isalnum()))
-            if not apostrophe:
-                quote = ch * 3 if ch != "`" and text.startswith(ch * 3, i) else ch
-                state.quote, state.quote_at = quote, i
-                i += len(quote) - 1
-        elif ch in _OPENERS or ch in _CLOSERS:
-            yield i, ch
-        i += 1
-
-
-def _match(text: str, state: _ScanState, language_id: str) -> tuple[list[str], int]:
-    """The brackets `text` leaves open, and how many closers in it match nothing in it."""
-    stack: list[str] = []
-    unmatched = 0
-    for _, ch in _brackets(text, state, language_id):
-        if ch in _OPENERS:
-            stack.append(ch)
-        elif stack and stack[-1] == _PAIR[ch]:
-            stack.pop()
-        else:
-            unmatched += 1
-    return stack, unmatched
-
-
-def _state_at_cursor(ctx: CursorContext) -> tuple[_ScanState, list[str]]:
-    """String/comment state at the cursor and the brackets open on its line before it."""
-    state = _ScanState()
-    stack, _ = _match(ctx.line_before, state, ctx.language_id)
-    state.quote_at = -1
-    return state, stack
-
-
-def _opened_in(text: str, ctx: CursorContext) -> int:
-    """Brackets and strings the text opens and leaves open (closers of older brackets ignored)."""
-    state, _ = _state_at_cursor(ctx)
-    stack, _ = _match(text, state, ctx.language_id)
-    open_string = state.unclosed_at >= 0 or (state.quote is not None and state.quote_at >= 0)
-    return len(stack) + int(open_string)
 
 
 # --- the rules, in pipeline order --------------------------------------------------------------
@@ -343,18 +257,22 @@ def remove_suffix_overlap(text: str, ctx: CursorContext) -> str | None:
     """Drop what the document already has after the cursor: last lines repeating the next lines,
     or an ending equal to the rest of the cursor's line (`print(|)` + `"hi")` -> `"hi"`) - unless
     the dropped part closes a bracket or string the suggestion itself opened (`foo()`)."""
-    opened = _opened_in(text, ctx)
+
+    def opened_by(part: str) -> int:
+        return opened_in(part, ctx.line_before, ctx.language_id)
+
+    opened = opened_by(text)
     lines, below = text.split("\n"), ctx.lines_below
     for k in range(min(len(lines) - 1, len(below)), 0, -1):
         tail = [line.strip() for line in lines[-k:] if line.strip()]
         kept = "\n".join(lines[:-k]).rstrip()
-        if tail and tail == below[: len(tail)] and _opened_in(kept, ctx) <= opened:
-            text, opened = kept, _opened_in(kept, ctx)
+        if tail and tail == below[: len(tail)] and opened_by(kept) <= opened:
+            text, opened = kept, opened_by(kept)
             break
     rest = ctx.line_after.strip()
     if rest and text.rstrip().endswith(rest):
         kept = text.rstrip()[: -len(rest)].rstrip()
-        if _opened_in(kept, ctx) <= opened:
+        if opened_by(kept) <= opened:
             text = kept
     return _nonblank(text)
 
@@ -364,21 +282,21 @@ def balance_brackets(text: str, ctx: CursorContext) -> str | None:
     cursor on its line (those the rest of the line closes already count as closed); then cut
     before a string the suggestion opens and never closes. A closer leading a later line is
     left to `stop_at_dedent`."""
-    state, outer = _state_at_cursor(ctx)
-    rest_state = _ScanState(quote=state.quote, comment=state.comment)
-    _, closed_by_rest = _match(ctx.line_after, rest_state, ctx.language_id)
+    state, outer = state_at_cursor(ctx.line_before, ctx.language_id)
+    rest_state = ScanState(quote=state.quote, comment=state.comment)
+    _, closed_by_rest = match_brackets(ctx.line_after, rest_state, ctx.language_id)
     allowance = max(0, len(outer) - closed_by_rest)
     own: list[str] = []
-    for i, ch in _brackets(text, state, ctx.language_id):
-        if ch in _OPENERS:
+    for i, ch in scan_brackets(text, state, ctx.language_id):
+        if ch in OPENERS:
             own.append(ch)
             continue
-        if own and own[-1] == _PAIR[ch]:
+        if own and own[-1] == PAIR[ch]:
             own.pop()
             continue
         line_start = text.rfind("\n", 0, i)
         leads_later_line = line_start >= 0 and not text[line_start + 1 : i].strip()
-        if not own and outer and outer[-1] == _PAIR[ch] and (allowance > 0 or leads_later_line):
+        if not own and outer and outer[-1] == PAIR[ch] and (allowance > 0 or leads_later_line):
             outer.pop()
             allowance -= 1
             continue

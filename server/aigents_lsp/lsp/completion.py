@@ -186,6 +186,7 @@ async def suggest(
         log.exception("completion failed at %s", uri)
         ls.completion_engine.metrics.errors += 1
         return None
+    ls.persist_stats(every=10.0)
     if suggestion is None or (document.version or 0) != request.version:
         return None
     return suggestion, request, client_position
@@ -271,11 +272,13 @@ def register(server: AigentsServer) -> None:
     @server.command(ACCEPTED_COMMAND)
     def completion_accepted(ls: AigentsServer, *args: Any) -> None:
         ls.completion_engine.metrics.accepted += 1
+        ls.persist_stats(every=10.0)
 
     @server.command(STATS_COMMAND)
     def stats(ls: AigentsServer, *args: Any) -> dict[str, Any]:
         """Local completion metrics (also shown in the editor as a message)."""
         snapshot = ls.completion_engine.metrics.snapshot()
+        ls.persist_stats()
         summary = ", ".join(
             f"{k.replace('_', ' ')} {v}" for k, v in snapshot.items() if v is not None
         )

@@ -77,6 +77,7 @@ def register(server: AigentsServer) -> None:
     @server.feature(types.SHUTDOWN)
     async def on_shutdown(ls: AigentsServer, params: Any) -> None:
         log.info("shutdown: stopping the backend")
+        ls.persist_stats()
         await ls.aclose()
 
 

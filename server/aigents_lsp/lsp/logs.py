@@ -29,6 +29,11 @@ def default_log_path() -> Path:
     return base / "aigents-lsp" / "aigents-lsp.log"
 
 
+def stats_path() -> Path:
+    """Where the server keeps its local completion metrics for `aigents-lsp doctor`."""
+    return default_log_path().with_name("stats.json")
+
+
 class EditorLogHandler(logging.Handler):
     """Forwards our warnings and errors to `window/logMessage` (never pygls' own records)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -50,6 +51,7 @@ class AigentsServer(LanguageServer):
         self._ignore: IgnoreRules | None = None
         self.recent_edits: dict[str, int] = {}  # uri -> line of the latest edit, newest last
         self.completion_methods: list[str] = []
+        self._stats_saved = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._engine_progress_token: str | None = None
         self._progress_queue: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
@@ -81,6 +83,26 @@ class AigentsServer(LanguageServer):
 
             self._completion_engine = CompletionEngine(lambda: self.settings)
         return self._completion_engine
+
+    def persist_stats(self, *, every: float = 0.0) -> None:
+        """Write the completion metrics where `aigents-lsp doctor` reads them (throttled)."""
+        now = time.monotonic()
+        if self._completion_engine is None or now - self._stats_saved < every:
+            return
+        self._stats_saved = now
+        from aigents_lsp.lsp.logs import stats_path
+
+        snapshot = {
+            "completion": self._completion_engine.metrics.snapshot(),
+            "client": self.client_name,
+            "saved_at": time.time(),
+        }
+        try:
+            path = stats_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(snapshot, indent=2), encoding="utf-8")
+        except OSError as exc:
+            log.debug("stats not saved: %s", exc)
 
     # --- privacy ----------------------------------------------------------------------------
 

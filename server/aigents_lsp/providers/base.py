@@ -273,6 +273,10 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def health(self) -> HealthReport: ...
 
+    async def count_tokens(self, text: str, model: str | None = None) -> int | None:
+        """Tokens of `text` by the backend's own tokenizer; None when it offers none."""
+        return None
+
     async def resolve_model(self, task: Literal["completion", "chat", "embedding"]) -> str | None:
         """The model id to use for a task when none is configured (None: let the server pick)."""
         return None

@@ -91,6 +91,7 @@ class OpenAICompatibleProvider(Provider):
             limits=httpx.Limits(max_connections=16, keepalive_expiry=4.0),
         )
         self._last_stats: SpeedStats | None = None
+        self._tokenize_missing = False
         self.name = name
 
     def __repr__(self) -> str:
@@ -258,6 +259,23 @@ class OpenAICompatibleProvider(Provider):
             models=tuple(models),
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+    async def count_tokens(self, text: str, model: str | None = None) -> int | None:
+        """llama.cpp's `POST /tokenize` at the server root; None (remembered) elsewhere."""
+        if self._tokenize_missing:
+            return None
+        root = self._base_url.removesuffix("/v1")
+        try:
+            body = await self._request_json("POST", f"{root}/tokenize", {"content": text})
+        except ProviderError as error:
+            if error.kind in ("wrong_route", "invalid_request", "bad_response"):
+                self._tokenize_missing = True
+            return None
+        tokens = body.get("tokens") if isinstance(body, dict) else None
+        if not isinstance(tokens, list):
+            self._tokenize_missing = True
+            return None
+        return len(tokens)
 
     async def aclose(self) -> None:
         if self._owns_client:
