@@ -170,7 +170,8 @@ async def test_accepted_suggestions_are_counted(
     values = completion if isinstance(completion, dict) else completion._asdict()
     assert values["shown"] == 1 and values["accepted"] == 1 and values["backend_calls"] == 1
     # ... and `doctor` shows them (local metrics kept in the state directory)
-    doctor = subprocess.run(
+    doctor = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "aigents_lsp", "doctor"],
         env=server_env(tmp_path, api_base=fake_lmstudio.base_url),
         capture_output=True,

@@ -76,6 +76,12 @@ async def test_a_configured_model_id_is_replaced_by_the_engines_own(
     assert (await provider.complete(params)).model == "gemma-3-270m"
 
 
+async def test_tokens_are_counted_by_the_engines_tokenizer(provider: EmbeddedProvider) -> None:
+    code = "def add(a, b):\n    return a + b\n" * 20
+    tokens = await provider.count_tokens(code)
+    assert tokens is not None and 100 < tokens < len(code)
+
+
 async def test_chat_answers_in_english(provider: EmbeddedProvider) -> None:
     result = await provider.chat(WHAT_IS_PYTHON)
     assert "programming language" in result.text.lower(), result.text

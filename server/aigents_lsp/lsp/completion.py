@@ -192,6 +192,20 @@ async def suggest(
     return suggestion, request, client_position
 
 
+def _documentation(ls: AigentsServer, text: str, language: str) -> str | types.MarkupContent:
+    """The whole suggestion: a markdown code block where the client renders markdown, plain
+    text otherwise."""
+    text_document = ls.client_capabilities.text_document
+    completion = text_document.completion if text_document else None
+    item = completion.completion_item if completion else None
+    formats = (item.documentation_format if item else None) or []
+    if types.MarkupKind.Markdown in formats:
+        return types.MarkupContent(
+            kind=types.MarkupKind.Markdown, value=f"```{language}\n{text}\n```"
+        )
+    return text
+
+
 def _accept_command(suggestion: Suggestion, uri: str) -> types.Command:
     return types.Command(
         title="aigents: suggestion accepted",
@@ -236,10 +250,7 @@ def register(server: AigentsServer) -> None:
             label=(first_line or suggestion.text.strip())[:80],
             kind=types.CompletionItemKind.Snippet,
             detail=f"aigents · {suggestion.model or 'AI'}",
-            documentation=types.MarkupContent(
-                kind=types.MarkupKind.Markdown,
-                value=f"```{request.language_id}\n{suggestion.text}\n```",
-            ),
+            documentation=_documentation(ls, suggestion.text, request.language_id),
             text_edit=types.TextEdit(
                 range=types.Range(start=position, end=position), new_text=suggestion.text
             ),

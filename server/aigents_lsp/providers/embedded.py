@@ -375,6 +375,12 @@ class EmbeddedProvider(Provider):
             )
         return error
 
+    async def count_tokens(self, text: str, model: str | None = None) -> int | None:
+        """Gemma's own tokenizer (llama.cpp `/tokenize`), or SmolLM2's for the chat model."""
+        role: Role = "chat" if model == SMOLLM2.alias else "completion"
+        delegate = await self._delegate(role)
+        return await delegate.count_tokens(text, model)
+
     async def complete(self, params: CompletionParams) -> CompletionResult:
         delegate = await self._delegate("completion")
         try:
