@@ -9,6 +9,7 @@ everywhere. A bad value never replaces the last good settings: `merge` reports i
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tomllib
@@ -24,6 +25,21 @@ ProviderName = Literal["auto", "lmstudio", "embedded", "openai-compatible"]
 ENV_PREFIX = "AIGENTS_"
 USER_CONFIG_NAME = "config.toml"
 WORKSPACE_CONFIG_NAME = ".aigents.toml"
+
+
+class UserAction(BaseModel):
+    """A code action of your own: `{title, prompt, edit}`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str = Field(min_length=1, max_length=80)
+    prompt: str = Field(
+        min_length=1,
+        description="Template with `{selection}`, `{file}`, `{language}`, `{diagnostics}`.",
+    )
+    edit: bool = Field(
+        False, description="True: the answer replaces the selection; false: it is shown."
+    )
 
 
 class Settings(BaseModel):
@@ -139,6 +155,16 @@ class Settings(BaseModel):
     embedded_context_length: int = Field(
         4096, ge=512, le=131072, description="Context length the embedded engine loads with."
     )
+    actions: tuple[UserAction, ...] = Field(
+        (),
+        description="Your own AI code actions, listed with the built-in ones: a list of "
+        '`{title, prompt, edit}`, e.g. `{title = "AI: Translate comments to English", '
+        'prompt = "Translate the comments in {selection} to English", edit = true}`. The '
+        "prompt may use `{selection}`, `{file}`, `{language}` and `{diagnostics}`.",
+    )
+    tool_steps: int = Field(
+        4, ge=0, le=16, description="Most tool-calling rounds in one chat or explanation."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Level of the log written to stderr and to `log_file`."
     )
@@ -211,8 +237,18 @@ def env_source(environ: Mapping[str, str]) -> dict[str, Any]:
         if key.startswith(ENV_PREFIX) and value != "":
             name = key[len(ENV_PREFIX) :].lower()
             if name in Settings.model_fields:
-                found[name] = value
+                found[name] = _env_value(value)
     return found
+
+
+def _env_value(value: str) -> Any:
+    """Lists and tables (e.g. `AIGENTS_ACTIONS`) are given as JSON."""
+    if value.lstrip().startswith(("[", "{")):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # reported by validation, with the field's name
+    return value
 
 
 @dataclass(frozen=True)

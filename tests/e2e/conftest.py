@@ -8,7 +8,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import pytest_asyncio
 from lsprotocol import types
@@ -56,6 +56,8 @@ class StatusClient(LanguageClient):
         super().__init__(*args, **kwargs)
         self.statuses: list[dict[str, Any]] = []
         self.init_result: types.InitializeResult | None = None
+        self.documents: dict[str, str] = {}  # the editor's copy of each document
+        self.applied: list[types.WorkspaceEdit] = []
 
 
 def make_client() -> StatusClient:
@@ -64,6 +66,18 @@ def make_client() -> StatusClient:
 
     client = StatusClient(converter_factory=default_converter)
     register_lsp_features(client)  # pytest-lsp's handlers: configuration, progress, messages
+    converter = client.protocol._converter
+
+    def command_or_action(value: Any, _: Any) -> types.Command | types.CodeAction:
+        # lsprotocol's union hook decodes a CodeAction that carries a command as a Command.
+        if isinstance(value.get("command"), str):
+            return converter.structure(value, types.Command)  # type: ignore[no-any-return]
+        return converter.structure(value, types.CodeAction)  # type: ignore[no-any-return]
+
+    converter.register_structure_hook(
+        Union[types.Command, types.CodeAction],  # noqa: UP007 - the exact type to hook
+        command_or_action,
+    )
 
     @client.feature("aigents/status")
     def on_status(ls: StatusClient, params: Any) -> None:
@@ -74,6 +88,11 @@ def make_client() -> StatusClient:
     def on_apply_edit(
         ls: StatusClient, params: types.ApplyWorkspaceEditParams
     ) -> types.ApplyWorkspaceEditResult:
+        ls.applied.append(params.edit)
+        try:
+            apply_workspace_edit(ls.documents, params.edit)
+        except Exception as exc:
+            return types.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
         return types.ApplyWorkspaceEditResult(applied=True)
 
     return client
@@ -121,6 +140,45 @@ async def start_server(
             await client.stop()
 
 
+def _offset(text: str, position: types.Position) -> int:
+    """UTF-16 position -> string offset (the test editor is VS Code-like)."""
+    lines = text.split("\n")
+    if position.line >= len(lines):
+        return len(text)
+    start = sum(len(line) + 1 for line in lines[: position.line])
+    line, units, column = lines[position.line], 0, 0
+    while column < len(line) and units < position.character:
+        units += 2 if ord(line[column]) > 0xFFFF else 1
+        column += 1
+    return start + column
+
+
+def apply_text_edits(text: str, edits: list[Any]) -> str:
+    spans = sorted(
+        ((_offset(text, e.range.start), _offset(text, e.range.end), e.new_text) for e in edits),
+        reverse=True,
+    )
+    for start, end, new in spans:
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def apply_workspace_edit(documents: dict[str, str], edit: types.WorkspaceEdit) -> None:
+    """Apply an edit to the editor's copy of the documents, as an editor would."""
+    for uri, edits in (edit.changes or {}).items():
+        documents[uri] = apply_text_edits(documents[uri], list(edits))
+    for change in edit.document_changes or []:
+        if isinstance(change, types.CreateFile):
+            documents.setdefault(change.uri, "")
+        elif isinstance(change, types.TextDocumentEdit):
+            uri = change.text_document.uri
+            if uri not in documents:
+                raise ValueError(f"edit for a document the editor does not have: {uri}")
+            documents[uri] = apply_text_edits(documents[uri], list(change.edits))
+        else:
+            raise ValueError(f"unexpected change {change!r}")
+
+
 async def until(predicate: Callable[[], Any], seconds: float = 10.0) -> None:
     """Wait until `predicate()` is true (notifications arrive on their own schedule)."""
     loop = asyncio.get_running_loop()
@@ -132,6 +190,8 @@ async def until(predicate: Callable[[], Any], seconds: float = 10.0) -> None:
 
 
 def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
+    if isinstance(client, StatusClient):
+        client.documents[uri] = text
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(

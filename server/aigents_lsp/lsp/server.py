@@ -16,11 +16,13 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from aigents_lsp import __version__
+from aigents_lsp.lsp.jobs import AigentsProtocol, JobRegistry
 from aigents_lsp.lsp.logs import EditorLogHandler
 from aigents_lsp.providers.backend import Backend, Status
 
 if TYPE_CHECKING:
     # pydantic costs ~80 ms to import: it is loaded after the `initialize` response.
+    from aigents_lsp.assist.tools import WorkspaceTools
     from aigents_lsp.completion.engine import CompletionEngine
     from aigents_lsp.config import Settings, SettingsProblem
     from aigents_lsp.workspace.ignore import IgnoreRules
@@ -39,7 +41,8 @@ class AigentsServer(LanguageServer):
     """A pygls server plus the aigents state: settings, backend, background tasks."""
 
     def __init__(self) -> None:
-        super().__init__("aigents-lsp", __version__)
+        super().__init__("aigents-lsp", __version__, protocol_cls=AigentsProtocol)
+        self.jobs = JobRegistry()
         self._settings: Settings | None = None
         self._backend: Backend | None = None
         self._startup_problems: list[SettingsProblem] = []
@@ -114,6 +117,25 @@ class AigentsServer(LanguageServer):
             # Files opened from outside the workspace may be completed (not secret ones).
             self._ignore = IgnoreRules(self.workspace_roots, outside_is_ignored=False)
         return self._ignore
+
+    def workspace_tools(self) -> WorkspaceTools | None:
+        """Read-only tools for the model (search, read, list), confined to the workspace."""
+        if not self.workspace_roots:
+            return None
+        from aigents_lsp.workspace.ignore import path_from_uri
+
+        def open_documents() -> dict[Path, str]:
+            return {
+                path_from_uri(uri): doc.source
+                for uri, doc in self.workspace.text_documents.items()
+                if uri.startswith("file:")
+            }
+
+        from aigents_lsp.assist.tools import WorkspaceTools
+
+        return WorkspaceTools(
+            self.workspace_roots, ignore=self.ignore_rules, open_documents=open_documents
+        )
 
     def context_allowed(self, uri: str) -> bool:
         """May this document's text go to a model? Never for ignored or secret files.
@@ -247,6 +269,7 @@ class AigentsServer(LanguageServer):
         return task
 
     async def aclose(self) -> None:
+        self.jobs.cancel_all()
         for task in list(self._tasks):
             task.cancel()
         if self._backend is not None:
@@ -269,11 +292,13 @@ def workspace_roots(params: types.InitializeParams) -> list[Path]:
 def create_server(settings: Settings | None = None) -> AigentsServer:
     """Build the server with every feature that exists registered (nothing advertised that
     is not built)."""
-    from aigents_lsp.lsp import completion, lifecycle
+    from aigents_lsp.lsp import code_actions, commands, completion, lifecycle
 
     server = AigentsServer()
     if settings is not None:
         server._settings = settings
     lifecycle.register(server)
     completion.register(server)
+    commands.register(server)
+    code_actions.register(server)
     return server

@@ -1,0 +1,477 @@
+"""Inline chat commands (`workspace/executeCommand`): explain, edit, fix, docstring, tests,
+chat, cancel. LSP arguments -> `AssistRequest` -> assist task -> result + `workspace/applyEdit`.
+
+Every command answers with the same result shape (see docs/commands.md):
+`{"markdown", "applied", "edit", "conversation", "model", "file"}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+
+from aigents_lsp.lsp.documents import LineDocument
+from aigents_lsp.lsp.jobs import LiveProgress, run_job
+from aigents_lsp.lsp.logs import default_log_path
+from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.providers.base import ChatMessage, ProviderError
+
+if TYPE_CHECKING:
+    from aigents_lsp.assist.edits import LineEdit
+    from aigents_lsp.assist.tasks import AssistRequest, AssistResult, TaskName
+
+log = logging.getLogger(__name__)
+
+COMMANDS = {
+    "explain": "aigents.explain",
+    "edit": "aigents.edit",
+    "fix": "aigents.fix",
+    "docstring": "aigents.docstring",
+    "tests": "aigents.tests",
+    "chat": "aigents.chat",
+}
+CANCEL_COMMAND = "aigents.cancel"
+ACTION_COMMAND = "aigents.action"
+CONTEXT_CHARS = 6000  # text above/below a selection given to the model
+TITLES = {
+    "explain": "aigents: explaining",
+    "edit": "aigents: editing",
+    "fix": "aigents: fixing",
+    "docstring": "aigents: writing a docstring",
+    "tests": "aigents: writing tests",
+    "chat": "aigents: thinking",
+    "custom": "aigents: running an action",
+}
+
+
+REWRITE_CHOICES = {
+    "Make it clearer": "Rewrite this code to be clearer and more idiomatic, same behaviour.",
+    "Add error handling": "Add sensible error handling to this code.",
+    "Optimize": "Make this code faster without changing its behaviour.",
+    "Add type hints": "Add precise type annotations to this code.",
+}
+
+
+class RequestFailed(JsonRpcException):
+    """LSP `RequestFailed` (-32803): the request was valid but could not be carried out."""
+
+    CODE = -32803
+
+
+# --- arguments ---------------------------------------------------------------------------------
+
+
+def _argument(args: tuple[Any, ...]) -> dict[str, Any]:
+    """Commands take one object argument; editors sometimes wrap it in a list."""
+    if len(args) == 1 and isinstance(args[0], dict):
+        return args[0]
+    if not args:
+        return {}
+    raise JsonRpcInvalidParams(message="expected one object argument, e.g. {uri, range}")
+
+
+def _range(ls: AigentsServer, value: Any) -> types.Range:
+    try:
+        return ls.protocol._converter.structure(value, types.Range)
+    except Exception as exc:
+        raise JsonRpcInvalidParams(message=f"invalid `range`: {exc}") from None
+
+
+def _document(ls: AigentsServer, uri: Any) -> LineDocument:
+    if not isinstance(uri, str):
+        raise JsonRpcInvalidParams(message="`uri` (the document) is required")
+    document = ls.workspace.text_documents.get(uri)
+    if not isinstance(document, LineDocument):
+        raise JsonRpcInvalidParams(message=f"{uri} is not open in the editor")
+    if not ls.context_allowed(uri):
+        raise RequestFailed(
+            message=f"{uri} is ignored or secret (.gitignore, .aigentsignore or the deny list): "
+            "it is never sent to a model"
+        )
+    return document
+
+
+def _diagnostics(ls: AigentsServer, value: Any) -> tuple[Any, ...]:
+    from aigents_lsp.assist.prompts import DiagnosticInfo
+
+    if not value:
+        return ()
+    try:
+        found = ls.protocol._converter.structure(value, list[types.Diagnostic])
+    except Exception as exc:
+        raise JsonRpcInvalidParams(message=f"invalid `diagnostics`: {exc}") from None
+    severities = {1: "error", 2: "warning", 3: "information", 4: "hint"}
+    return tuple(
+        DiagnosticInfo(
+            message=d.message,
+            line=d.range.start.line,
+            source=d.source,
+            code=str(d.code) if d.code is not None else None,
+            severity=severities.get(int(d.severity or 1), "error"),
+        )
+        for d in found
+    )
+
+
+def _history(value: Any) -> tuple[ChatMessage, ...]:
+    history: list[ChatMessage] = []
+    for turn in value or []:
+        if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant"):
+            raise JsonRpcInvalidParams(
+                message="`conversation` is a list of {role: user|assistant, content}"
+            )
+        history.append(ChatMessage(turn["role"], str(turn.get("content") or "")))
+    return tuple(history)
+
+
+def relative_path(ls: AigentsServer, uri: str) -> str | None:
+    from pygls.uris import to_fs_path
+
+    fs = to_fs_path(uri)
+    if not fs:
+        return None
+    path = Path(fs)
+    for root in ls.workspace_roots:
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
+def build_request(
+    ls: AigentsServer, task: TaskName, arg: dict[str, Any], *, whole_block: bool = False
+) -> tuple[AssistRequest, LineDocument | None]:
+    """The assist request for a command's arguments (selection, context around it, ...)."""
+    from aigents_lsp.assist.selection import enclosing_block, selected_lines
+    from aigents_lsp.assist.tasks import AssistRequest
+
+    uri = arg.get("uri")
+    if task == "chat" and not uri:
+        question = str(arg.get("question") or "").strip()
+        if not question:
+            raise JsonRpcInvalidParams(message="`question` is required")
+        return AssistRequest(
+            "chat", question=question, history=_history(arg.get("conversation"))
+        ), None
+    document = _document(ls, uri)
+    lines = [line.rstrip("\r\n") for line in document.lines] or [""]
+    if arg.get("range") is not None:
+        selection = _range(ls, arg["range"])
+        start, _ = document.to_server(selection.start)
+        end, end_column = document.to_server(selection.end)
+        first, last = selected_lines(lines, start, end, end_column)
+        if whole_block and first == last:  # a cursor: the function (or class) around it
+            first, last = enclosing_block(lines, first)
+    else:
+        first, last = enclosing_block(lines, 0) if whole_block else (0, len(lines) - 1)
+    code = "\n".join(lines[first : last + 1])
+    before = "\n".join(lines[max(0, first - 200) : first])[-CONTEXT_CHARS:]
+    after = "\n".join(lines[last + 1 : last + 200])[:CONTEXT_CHARS]
+    request = AssistRequest(
+        task,
+        code=code,
+        language=document.language_id or "",
+        file_path=relative_path(ls, document.uri),
+        first_line=first,
+        before=before,
+        after=after,
+        instruction=str(arg.get("instruction") or ""),
+        diagnostics=_diagnostics(ls, arg.get("diagnostics")),
+        question=str(arg.get("question") or ""),
+        history=_history(arg.get("conversation")),
+        template=arg.get("template"),
+        wants_edit=bool(arg.get("wantsEdit", False)),
+    )
+    return request, document
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+async def execute(
+    ls: AigentsServer, task: TaskName, arg: dict[str, Any], *, whole_block: bool = False
+) -> dict[str, Any]:
+    """Run one assist task as a cancellable job and answer with the result shape."""
+    if task == "edit" and not str(arg.get("instruction") or "").strip():
+        instruction = await ask_instruction(ls)
+        if instruction is None:
+            raise JsonRpcInvalidParams(message="`instruction` is required for aigents.edit")
+        arg = {**arg, "instruction": instruction}
+    request, document = build_request(ls, task, arg, whole_block=whole_block)
+    if task == "tests" and document is not None:
+        request = _with_test_target(ls, request, document)
+
+    async def work(progress: LiveProgress) -> dict[str, Any]:
+        result = await run_task(ls, request, progress)
+        return await deliver(ls, task, request, result, document, show=arg.get("show", True))
+
+    return await run_job(ls, TITLES[task], work)
+
+
+async def run_task(
+    ls: AigentsServer, request: AssistRequest, progress: LiveProgress
+) -> AssistResult:
+    from aigents_lsp.assist.edits import EditRefused
+    from aigents_lsp.assist.tasks import AssistOptions, run_assist
+
+    backend = ls.backend
+    settings = ls.settings
+    try:
+        provider = await backend.provider()
+        model = await backend.model_for("chat")
+        info = await backend.model_info(model)
+        options = AssistOptions(
+            model=model,
+            context_tokens=(info.context_length if info and info.context_length else 4096),
+            chat_temperature=settings.chat_temperature,
+            edit_temperature=settings.edit_temperature,
+            max_tokens=settings.chat_max_tokens,
+            max_tool_steps=settings.tool_steps,
+            # The embedded engine's tiny model cannot call tools: give it search results.
+            tool_support=False if provider.name == "embedded" else None,
+        )
+        async with backend.busy(model):
+            result = await run_assist(
+                provider,
+                request,
+                options,
+                tools=ls.workspace_tools() if request.task in ("explain", "chat") else None,
+                on_text=progress.text,
+                on_tool=lambda name, summary: progress.note(f"{name}: {summary}"),
+            )
+        backend.mark_ready(model)
+        return result
+    except ProviderError as error:
+        backend.report_error(error)
+        raise RequestFailed(message=str(error)) from None
+    except EditRefused as refused:
+        raise RequestFailed(message=f"aigents: {refused}") from None
+
+
+def _with_test_target(
+    ls: AigentsServer, request: AssistRequest, document: LineDocument
+) -> AssistRequest:
+    from aigents_lsp.assist.selection import test_path_for
+    from aigents_lsp.assist.tasks import AssistRequest
+
+    relative = request.file_path or Path(document.path).name
+    target = test_path_for(relative, request.language)
+    root = ls.workspace_roots[0] if ls.workspace_roots else Path(document.path).parent
+    path = root / target
+    existing = None
+    open_doc = ls.workspace.text_documents.get(path.as_uri())
+    if open_doc is not None:
+        existing = open_doc.source
+    elif path.is_file():
+        existing = path.read_text(encoding="utf-8", errors="replace")
+    return AssistRequest(**{**request.__dict__, "test_path": target, "existing_tests": existing})
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+async def deliver(
+    ls: AigentsServer,
+    task: TaskName,
+    request: AssistRequest,
+    result: AssistResult,
+    document: LineDocument | None,
+    *,
+    show: Any = True,
+) -> dict[str, Any]:
+    """Apply the result's edit (if any) and answer; show the markdown to clients that will
+    not render it themselves."""
+    edit: types.WorkspaceEdit | None = None
+    applied: bool | None = None
+    created: str | None = None
+    if result.edits and document is not None:
+        edit = line_edits_to_workspace_edit(ls, document, list(result.edits), result.model)
+    elif task == "tests" and result.file_text and document is not None:
+        edit, created = tests_edit(ls, request, result.file_text)
+    if edit is not None:
+        response = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(
+                edit=edit, label=TITLES[task].replace("aigents: ", "AI: ")
+            )
+        )
+        applied = bool(response.applied)
+        if not applied:
+            reason = response.failure_reason or "refused"
+            ls.notify_user(f"aigents: the editor did not apply the edit ({reason})", "warning")
+    if show is not False and (
+        task in ("explain", "chat") or (task == "custom" and not result.edits)
+    ):
+        await show_markdown(ls, task, result.markdown)
+    payload = ls.protocol._converter.unstructure(edit) if edit is not None else None
+    return {
+        "markdown": result.markdown,
+        "applied": applied,
+        "edit": payload,
+        "conversation": [{"role": m.role, "content": m.content} for m in result.conversation],
+        "model": result.model,
+        "file": created,
+        "tools": list(result.tools_used),
+    }
+
+
+def line_edits_to_workspace_edit(
+    ls: AigentsServer, document: LineDocument, edits: list[LineEdit], model: str | None
+) -> types.WorkspaceEdit:
+    """Minimal line edits as a `WorkspaceEdit`, versioned, with a change annotation asking for
+    confirmation where the client supports it."""
+    workspace = ls.client_capabilities.workspace
+    caps = workspace.workspace_edit if workspace else None
+    annotate = bool(caps and caps.change_annotation_support)
+    text_edits: list[types.TextEdit | types.AnnotatedTextEdit] = []
+    for edit in edits:
+        rng, new_text = _line_edit_range(document, edit)
+        if annotate:
+            text_edits.append(
+                types.AnnotatedTextEdit(range=rng, new_text=new_text, annotation_id="aigents")
+            )
+        else:
+            text_edits.append(types.TextEdit(range=rng, new_text=new_text))
+    if not (caps and caps.document_changes):
+        plain = [types.TextEdit(range=e.range, new_text=e.new_text) for e in text_edits]
+        return types.WorkspaceEdit(changes={document.uri: plain})
+    annotations = None
+    if annotate:
+        annotations = {
+            "aigents": types.ChangeAnnotation(
+                label=f"AI edit ({model or 'model'})",
+                needs_confirmation=True,
+                description="Proposed by aigents-lsp",
+            )
+        }
+    identifier = types.OptionalVersionedTextDocumentIdentifier(
+        uri=document.uri, version=document.version
+    )
+    return types.WorkspaceEdit(
+        document_changes=[types.TextDocumentEdit(text_document=identifier, edits=text_edits)],
+        change_annotations=annotations,
+    )
+
+
+def _line_edit_range(document: LineDocument, edit: LineEdit) -> tuple[types.Range, str]:
+    """Document lines [start, end) replaced by `edit.lines`, as a range and a text, in the
+    document's line ending; the last line may lack a newline."""
+    lines = document.lines
+    ending = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    start = types.Position(line=edit.start, character=0)
+    if edit.end < len(lines) or not lines or lines[-1].endswith(("\n", "\r")):
+        end = types.Position(line=edit.end, character=0)
+        return types.Range(start=start, end=end), "".join(x + ending for x in edit.lines)
+    # The edit reaches the last line, which has no newline: keep it that way.
+    last = len(lines) - 1
+    end = document.to_client(last, len(lines[last]))
+    text = ending.join(edit.lines)
+    if edit.start > last:  # appending after the last line
+        start = end
+        text = ending + text
+    return types.Range(start=start, end=end), text
+
+
+def tests_edit(
+    ls: AigentsServer, request: AssistRequest, code: str
+) -> tuple[types.WorkspaceEdit, str]:
+    """Create the test file with the tests, or append them to the existing one."""
+    root = ls.workspace_roots[0] if ls.workspace_roots else Path.cwd()
+    target = root / (request.test_path or "test_generated.py")
+    uri = target.as_uri()
+    text = code.rstrip("\n") + "\n"
+    if request.existing_tests is not None:
+        existing = request.existing_tests
+        line = existing.count("\n")
+        column = len(existing.rsplit("\n", 1)[-1])
+        at = types.Position(line=line, character=column)
+        prefix = "" if existing.endswith("\n") or not existing else "\n"
+        insert = types.TextEdit(range=types.Range(start=at, end=at), new_text=prefix + "\n" + text)
+        return types.WorkspaceEdit(
+            document_changes=[
+                types.TextDocumentEdit(
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri),
+                    edits=[insert],
+                )
+            ]
+        ), str(target)
+    start = types.Position(line=0, character=0)
+    return types.WorkspaceEdit(
+        document_changes=[
+            types.CreateFile(uri=uri, options=types.CreateFileOptions(ignore_if_exists=True)),
+            types.TextDocumentEdit(
+                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri),
+                edits=[types.TextEdit(range=types.Range(start=start, end=start), new_text=text)],
+            ),
+        ]
+    ), str(target)
+
+
+async def show_markdown(ls: AigentsServer, task: str, markdown: str) -> None:
+    """For clients without our plugin: open the answer as a markdown file (outside the
+    workspace), or show it as a message."""
+    window = ls.client_capabilities.window
+    if window and window.show_document and window.show_document.support:
+        folder = default_log_path().parent / "answers"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}.md"
+            path.write_text(markdown + "\n", encoding="utf-8")
+            await ls.window_show_document_async(
+                types.ShowDocumentParams(uri=path.as_uri(), take_focus=False)
+            )
+            return
+        except Exception as exc:
+            log.debug("showDocument failed: %s", exc)
+    text = markdown if len(markdown) <= 1500 else markdown[:1500] + " …"
+    ls.notify_user(text, "info")
+
+
+async def ask_instruction(ls: AigentsServer) -> str | None:
+    """A free-text question is not possible in LSP: offer common rewrites to pick from
+    (our editor plugins ask for free text and call `aigents.edit` themselves)."""
+    choice = await ls.window_show_message_request_async(
+        types.ShowMessageRequestParams(
+            type=types.MessageType.Info,
+            message="AI: Rewrite the selection how?",
+            actions=[types.MessageActionItem(title=t) for t in REWRITE_CHOICES],
+        )
+    )
+    if choice is None:
+        return None
+    return REWRITE_CHOICES.get(choice.title)
+
+
+# --- registration ------------------------------------------------------------------------------
+
+
+def register(server: AigentsServer) -> None:
+    def make(task: TaskName, whole_block: bool) -> None:
+        @server.command(COMMANDS[task])
+        async def handler(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+            return await execute(ls, task, _argument(args), whole_block=whole_block)
+
+    make("explain", False)
+    make("edit", False)
+    make("fix", False)
+    make("docstring", True)
+    make("tests", True)
+    make("chat", False)
+
+    @server.command(CANCEL_COMMAND)
+    def cancel(ls: AigentsServer, *args: Any) -> dict[str, int]:
+        """Cancel every running command (their backend streams are closed)."""
+        return {"cancelled": ls.jobs.cancel_all()}
+
+    @server.command(ACTION_COMMAND)
+    async def action(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+        """A user-defined action from the `actions` setting: {uri, range, name}."""
+        arg = _argument(args)
+        found = next((a for a in ls.settings.actions if a.title == arg.get("name")), None)
+        if found is None:
+            raise JsonRpcInvalidParams(message=f"no action named {arg.get('name')!r}")
+        arg = {**arg, "template": found.prompt, "wantsEdit": found.edit}
+        return await execute(ls, "custom", arg)

@@ -1,0 +1,175 @@
+"""Long-running commands: tracked tasks, cancellation that reaches the backend, live progress.
+
+pygls answers `$/cancelRequest` for a `workspace/executeCommand` at once but lets the command's
+coroutine run on (the LLM keeps generating), and a command task cancelled any other way is
+never answered. So commands run as tracked jobs: `$/cancelRequest`,
+`window/workDoneProgress/cancel` and `aigents.cancel` all cancel the job's task (closing the
+HTTP stream), and the job always ends with an answer: a result or a "cancelled" error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+from pygls.protocol import LanguageServerProtocol
+
+if TYPE_CHECKING:
+    from aigents_lsp.lsp.server import AigentsServer
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+REPORT_EVERY_SECONDS = 0.15  # live text is sent at most this often
+
+
+class AigentsProtocol(LanguageServerProtocol):
+    """pygls' protocol, plus: `$/cancelRequest` also cancels our tracked command jobs."""
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        super()._handle_cancel_notification(msg_id)
+        server = self._server
+        jobs: JobRegistry | None = getattr(server, "jobs", None)
+        if jobs is not None:
+            jobs.cancel_request(msg_id)
+
+
+@dataclass(eq=False)
+class Job:
+    """One running command."""
+
+    title: str
+    request_id: Any
+    task: asyncio.Task[Any]
+    token: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+class JobRegistry:
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def add(self, job: Job) -> str:
+        key = uuid.uuid4().hex[:8]
+        self._jobs[key] = job
+        return key
+
+    def remove(self, key: str) -> None:
+        self._jobs.pop(key, None)
+
+    def cancel_request(self, request_id: Any) -> bool:
+        found = False
+        for job in list(self._jobs.values()):
+            if job.request_id is not None and job.request_id == request_id:
+                job.task.cancel()
+                found = True
+        return found
+
+    def cancel_all(self) -> int:
+        count = 0
+        for job in list(self._jobs.values()):
+            if not job.task.done():
+                job.task.cancel()
+                count += 1
+        return count
+
+    def running(self) -> list[Job]:
+        return list(self._jobs.values())
+
+
+class LiveProgress:
+    """`$/progress` for one job: begin, reports with the text so far and the speed, end.
+    Silent when the client does not support server-initiated progress."""
+
+    def __init__(self, ls: AigentsServer, title: str, job_task: asyncio.Task[Any]) -> None:
+        self._ls = ls
+        self._title = title
+        self._task = job_task
+        self.token: str | None = None
+        self._last_report = 0.0
+        self._chars = 0
+        self._started = time.perf_counter()
+
+    async def begin(self, message: str = "") -> None:
+        window = self._ls.client_capabilities.window
+        if not (window and window.work_done_progress):
+            return
+        token = f"aigents-{uuid.uuid4().hex[:8]}"
+        try:
+            await asyncio.wait_for(self._ls.work_done_progress.create_async(token), 5)
+        except Exception as exc:  # an editor may refuse: the job runs anyway
+            log.debug("progress refused: %s", exc)
+            return
+        self.token = token
+        cancel = self._ls.work_done_progress.tokens.get(token)
+        if cancel is not None:
+            # window/workDoneProgress/cancel cancels this future: cancel the job with it.
+            cancel.add_done_callback(lambda f: f.cancelled() and self._task.cancel())
+        self._ls.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(title=self._title, message=message, cancellable=True),
+        )
+
+    def text(self, so_far: str) -> None:
+        """Report the answer so far (throttled), with the generation speed."""
+        self._chars = len(so_far)
+        now = time.perf_counter()
+        if self.token is None or now - self._last_report < REPORT_EVERY_SECONDS:
+            return
+        self._last_report = now
+        elapsed = max(now - self._started, 1e-3)
+        tail = so_far[-200:].replace("\n", " ")
+        self._ls.work_done_progress.report(
+            self.token,
+            types.WorkDoneProgressReport(
+                message=f"{tail} ({self._chars / elapsed / 3.5:.0f} tok/s)", cancellable=True
+            ),
+        )
+
+    def note(self, message: str) -> None:
+        if self.token is not None:
+            self._ls.work_done_progress.report(
+                self.token, types.WorkDoneProgressReport(message=message, cancellable=True)
+            )
+
+    def end(self, message: str) -> None:
+        if self.token is not None:
+            self._ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+            self._ls.work_done_progress.tokens.pop(self.token, None)
+            self.token = None
+
+
+async def run_job(
+    ls: AigentsServer,
+    title: str,
+    work: Callable[[LiveProgress], Awaitable[T]],
+) -> T:
+    """Run `work` as a tracked, cancellable job with live progress; always answer."""
+    task = asyncio.current_task()
+    assert task is not None
+    job = Job(title, ls.protocol.msg_id, task)
+    key = ls.jobs.add(job)
+    progress = LiveProgress(ls, title, task)
+    try:
+        await progress.begin()
+        result = await work(progress)
+        progress.end("done")
+        return result
+    except asyncio.CancelledError:
+        progress.end("cancelled")
+        # An exception the client can be answered with (a bare CancelledError never is).
+        raise JsonRpcRequestCancelled(f"{title}: cancelled") from None
+    except BaseException:
+        progress.end("failed")
+        raise
+    finally:
+        ls.jobs.remove(key)

@@ -1,0 +1,309 @@
+"""Chat commands and code actions over stdio against a fake LM Studio with deterministic
+answers; edits are checked in the editor's copy of the document."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+
+from tests.e2e.conftest import open_doc, until
+from tests.fakes.lmstudio_server import FakeLMStudio
+
+SOURCE = """import math
+
+
+def area(r):
+    return 3.14159 * r * r
+
+
+def perimeter(r):
+    x = 2*math.pi*r
+    return x
+"""
+
+
+def _range(start: int, end: int) -> dict[str, Any]:
+    return {"start": {"line": start, "character": 0}, "end": {"line": end, "character": 0}}
+
+
+async def _run(client: Any, command: str, argument: dict[str, Any]) -> Any:
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=command, arguments=[argument])
+    )
+    return result if isinstance(result, dict) else json.loads(json.dumps(result, default=vars))
+
+
+def _chat_requests(fake: FakeLMStudio) -> list[Any]:
+    return [r for r in fake.requests if r.path.endswith("/chat/completions")]
+
+
+def _last_user(request: dict[str, Any]) -> str:
+    return next(m["content"] for m in reversed(request["messages"]) if m["role"] == "user")
+
+
+@pytest.fixture
+async def session(start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path) -> Any:
+    client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url)
+    uri = (tmp_path / "ws" / "geometry.py").as_uri()
+    (tmp_path / "ws" / "geometry.py").write_text(SOURCE)
+    open_doc(client, uri, SOURCE)
+    return client, uri
+
+
+async def test_explain_answers_markdown(session: Any, fake_lmstudio: FakeLMStudio) -> None:
+    client, uri = session
+    fake_lmstudio.configure(reply="`area` returns the area of a circle of radius `r`.")
+    result = await _run(client, "aigents.explain", {"uri": uri, "range": _range(3, 5)})
+    assert result["markdown"] == "`area` returns the area of a circle of radius `r`."
+    assert result["applied"] is None and result["model"] == "llama-3.2-3b-instruct"
+    prompt = _last_user(_chat_requests(fake_lmstudio)[-1].body)
+    assert "def area(r):" in prompt
+    # a client without our plugin sees the answer: a markdown document outside the workspace
+    await until(lambda: client.shown_documents)
+    assert client.shown_documents[-1].uri.endswith(".md")
+    assert "/ws/" not in client.shown_documents[-1].uri
+    # progress was reported while the model answered
+    assert client.progress_reports
+
+
+async def test_edit_applies_a_minimal_edit(session: Any, fake_lmstudio: FakeLMStudio) -> None:
+    client, uri = session
+    fake_lmstudio.configure(
+        reply="Here you go:\n```python\ndef area(r):\n    return math.pi * r * r\n```\n"
+    )
+    result = await _run(
+        client,
+        "aigents.edit",
+        {"uri": uri, "range": _range(3, 5), "instruction": "use math.pi", "show": False},
+    )
+    assert result["applied"] is True
+    assert client.documents[uri] == SOURCE.replace("3.14159 * r * r", "math.pi * r * r")
+    [change] = result["edit"]["documentChanges"]
+    [edit] = change["edits"]
+    assert edit["range"]["start"]["line"] == 4 and edit["range"]["end"]["line"] == 5
+    assert "use math.pi" in _last_user(_chat_requests(fake_lmstudio)[-1].body)
+
+
+async def test_fix_uses_the_diagnostics(session: Any, fake_lmstudio: FakeLMStudio) -> None:
+    client, uri = session
+    fake_lmstudio.configure(
+        reply="```python\ndef perimeter(r):\n    x = 2 * math.pi * r\n    return x\n```"
+    )
+    diagnostic = {
+        "range": {"start": {"line": 8, "character": 5}, "end": {"line": 8, "character": 6}},
+        "message": "E226 missing whitespace around arithmetic operator",
+        "source": "pycodestyle",
+        "severity": 2,
+    }
+    result = await _run(
+        client,
+        "aigents.fix",
+        {"uri": uri, "range": _range(7, 10), "diagnostics": [diagnostic], "show": False},
+    )
+    assert result["applied"] is True
+    assert "x = 2 * math.pi * r" in client.documents[uri]
+    assert "E226" in _last_user(_chat_requests(fake_lmstudio)[-1].body)
+
+
+async def test_docstring_at_a_cursor_covers_the_function(
+    session: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    client, uri = session
+    fake_lmstudio.configure(
+        reply='```python\ndef area(r):\n    """Area of a circle."""\n'
+        "    return 3.14159 * r * r\n```"
+    )
+    cursor = {"start": {"line": 4, "character": 8}, "end": {"line": 4, "character": 8}}
+    result = await _run(client, "aigents.docstring", {"uri": uri, "range": cursor})
+    assert result["applied"] is True
+    assert '    """Area of a circle."""\n    return 3.14159' in client.documents[uri]
+    assert client.documents[uri].count("def area") == 1
+
+
+async def test_tests_create_a_test_file(
+    session: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    client, uri = session
+    fake_lmstudio.configure(
+        reply="```python\nfrom geometry import area\n\n\ndef test_area():\n"
+        "    assert area(1) > 3\n```"
+    )
+    result = await _run(client, "aigents.tests", {"uri": uri, "range": _range(3, 5)})
+    test_uri = (tmp_path / "ws" / "test_geometry.py").as_uri()
+    assert result["applied"] is True
+    assert result["file"].endswith("test_geometry.py")
+    assert client.documents[test_uri].startswith("from geometry import area")
+    kinds = [c["kind"] if "kind" in c else "edit" for c in result["edit"]["documentChanges"]]
+    assert kinds == ["create", "edit"]
+
+
+async def test_chat_keeps_the_conversation(session: Any, fake_lmstudio: FakeLMStudio) -> None:
+    client, _ = session
+    fake_lmstudio.configure(reply=lambda body: f"answer {len(body['messages'])}")
+    first = await _run(client, "aigents.chat", {"question": "What is pi?", "show": False})
+    assert [m["role"] for m in first["conversation"]] == ["user", "assistant"]
+    second = await _run(
+        client,
+        "aigents.chat",
+        {"question": "And tau?", "conversation": first["conversation"], "show": False},
+    )
+    assert len(second["conversation"]) == 4
+    sent = _chat_requests(fake_lmstudio)[-1].body["messages"]
+    contents = [m.get("content") for m in sent]
+    assert "What is pi?" in contents and any("And tau?" in (c or "") for c in contents)
+
+
+async def test_cancel_stops_the_backend_and_answers(
+    session: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    client, uri = session
+    fake_lmstudio.configure(reply=" ".join(["word"] * 400), token_delay=0.02)
+    for how in ("$/cancelRequest", "aigents.cancel", "progress"):
+        before = fake_lmstudio.disconnects
+        started = len(fake_lmstudio.generations)
+        msg_id = f"explain-{how}"
+        answer = asyncio.ensure_future(
+            client.protocol.send_request_async(
+                types.WORKSPACE_EXECUTE_COMMAND,
+                types.ExecuteCommandParams(
+                    command="aigents.explain",
+                    arguments=[{"uri": uri, "range": _range(3, 5), "show": False}],
+                ),
+                msg_id=msg_id,
+            )
+        )
+        await until(
+            lambda started=started: (
+                len(fake_lmstudio.generations) > started and fake_lmstudio.generations[-1].sent > 3
+            )
+        )
+        if how == "$/cancelRequest":
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+        elif how == "aigents.cancel":
+            result = await _run(client, "aigents.cancel", {})
+            assert result["cancelled"] == 1
+        else:
+            token = list(client.progress_reports)[-1]
+            client.protocol.notify(
+                types.WINDOW_WORK_DONE_PROGRESS_CANCEL,
+                types.WorkDoneProgressCancelParams(token=token),
+            )
+        with pytest.raises(Exception, match=r"(?i)cancel"):
+            await asyncio.wait_for(answer, 10)
+        await until(lambda before=before: fake_lmstudio.disconnects > before)
+        assert fake_lmstudio.generations[-1].sent < 400  # the backend stopped generating
+
+
+async def test_listing_code_actions_never_calls_the_model(
+    session: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    client, uri = session
+    diagnostic = types.Diagnostic(
+        range=types.Range(start=types.Position(8, 4), end=types.Position(8, 5)),
+        message="E226 missing whitespace around arithmetic operator",
+        source="pycodestyle",
+    )
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(7, 0), end=types.Position(10, 0)),
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    titles = {a.title: a for a in actions}
+    assert set(titles) >= {
+        "AI: Fix “E226 missing whitespace around arithmetic operator”",
+        "AI: Rewrite…",
+        "AI: Simplify",
+        "AI: Add docstring",
+        "AI: Explain",
+        "AI: Generate tests",
+    }
+    assert titles["AI: Simplify"].kind == types.CodeActionKind.RefactorRewrite
+    assert titles["AI: Generate tests"].kind == types.CodeActionKind.Source
+    assert titles["AI: Fix “E226 missing whitespace around arithmetic operator”"].kind == (
+        types.CodeActionKind.QuickFix
+    )
+    assert titles["AI: Explain"].command is not None
+    assert _chat_requests(fake_lmstudio) == []  # listing is bookkeeping only
+    # resolving runs the model and attaches the edit
+    fake_lmstudio.configure(reply="```python\ndef perimeter(r):\n    return 2 * math.pi * r\n```")
+    fix = titles["AI: Simplify"]
+    assert fix.edit is None
+    resolved = await client.code_action_resolve_async(fix)
+    assert resolved.edit is not None
+    assert len(_chat_requests(fake_lmstudio)) == 1
+
+
+async def test_secret_file_is_refused(session: Any, tmp_path: Path) -> None:
+    client, _ = session
+    uri = (tmp_path / "ws" / ".env").as_uri()
+    open_doc(client, uri, "TOKEN=abc\n", language="dotenv")
+    with pytest.raises(Exception, match="never sent to a model"):
+        await _run(client, "aigents.explain", {"uri": uri, "range": _range(0, 1)})
+
+
+async def test_bad_arguments_get_a_clear_error(session: Any) -> None:
+    client, _ = session
+    with pytest.raises(Exception, match="not open"):
+        await _run(client, "aigents.explain", {"uri": "file:///nowhere.py", "range": _range(0, 1)})
+    with pytest.raises(Exception, match="question"):
+        await _run(client, "aigents.chat", {})
+
+
+async def test_chat_tools_search_the_workspace_and_refuse_escapes(
+    session: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    client, _ = session
+    (tmp_path / "ws" / ".env").write_text("SECRET=hunter2\n")
+    (tmp_path / "outside.txt").write_text("CONTENT OF A FILE OUTSIDE\n")
+
+    def calls(body: dict[str, Any]) -> list[dict[str, Any]]:
+        if any(m["role"] == "tool" for m in body["messages"]):
+            return []  # tool results are in: answer
+        return [
+            {"name": "search_codebase", "arguments": {"query": "perimeter"}},
+            {"name": "read_file", "arguments": {"path": "../outside.txt"}},
+            {"name": "read_file", "arguments": {"path": ".env"}},
+        ]
+
+    def reply(body: dict[str, Any]) -> str:
+        results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        return "TOOL RESULTS:\n" + "\n---\n".join(results)
+
+    fake_lmstudio.configure(tool_calls=calls, reply=reply)
+    result = await _run(client, "aigents.chat", {"question": "Where is perimeter?", "show": False})
+    answer = result["markdown"]
+    assert "geometry.py:8" in answer  # found by search_codebase
+    assert "CONTENT OF A FILE OUTSIDE" not in answer and "refused" in answer
+    assert "hunter2" not in answer
+    assert set(result["tools"]) >= {"search_codebase", "read_file"}
+
+
+@pytest.mark.engine
+async def test_explain_and_edit_with_the_embedded_engine(start_server: Any, tmp_path: Path) -> None:
+    client = await start_server(provider="embedded")
+    uri = (tmp_path / "ws" / "calc.py").as_uri()
+    text = "def add(a, b):\n    return a + b\n"
+    open_doc(client, uri, text)
+    explained = await _run(
+        client, "aigents.explain", {"uri": uri, "range": _range(0, 2), "show": False}
+    )
+    assert explained["markdown"].strip()
+    assert explained["model"] == "smollm2-135m-instruct"
+    try:
+        edited = await _run(
+            client,
+            "aigents.edit",
+            {"uri": uri, "range": _range(0, 2), "instruction": "Rename b to other", "show": False},
+        )
+    except Exception as error:  # a 135M model may propose no usable change: said clearly
+        assert "aigents:" in str(error)
+    else:
+        assert edited["applied"] is True
+        assert client.documents[uri] != text
