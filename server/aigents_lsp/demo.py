@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,12 @@ def _client() -> DemoClient:
     def on_log(ls: DemoClient, params: types.LogMessageParams) -> None:
         print(f"  · log: {params.message}")
 
+    @_on(client, types.WORKSPACE_APPLY_EDIT)
+    def on_apply_edit(
+        ls: DemoClient, params: types.ApplyWorkspaceEditParams
+    ) -> types.ApplyWorkspaceEditResult:
+        return types.ApplyWorkspaceEditResult(applied=True)  # shown, not written to disk
+
     @_on(client, types.WINDOW_WORK_DONE_PROGRESS_CREATE)
     def on_progress_create(ls: DemoClient, params: types.WorkDoneProgressCreateParams) -> None:
         return None
@@ -88,7 +95,7 @@ def _client() -> DemoClient:
         message = getattr(value, "message", None) or (
             value.get("message") if isinstance(value, dict) else None
         )
-        if message:
+        if message and not message.endswith("tok/s)"):  # live text of commands: too chatty
             print(f"  · progress: {message}")
 
     return client
@@ -108,11 +115,15 @@ async def _drain(stream: asyncio.StreamReader | None, sink: list[bytes]) -> None
         sink.append(chunk)
 
 
-def _load(file: str | None) -> tuple[str, str]:
+def _load(file: str | None) -> tuple[str, str, Path]:
+    """(text, uri, workspace root). The sample lives in a fresh temporary workspace."""
     if not file:
-        return SAMPLE, "untitled:aigents-demo/sample.py"
+        root = Path(tempfile.mkdtemp(prefix="aigents-demo-"))
+        path = root / "sample.py"
+        path.write_text(SAMPLE, encoding="utf-8")
+        return SAMPLE, path.as_uri(), root
     path = Path(file).resolve()
-    return path.read_text(encoding="utf-8"), path.as_uri()
+    return path.read_text(encoding="utf-8"), path.as_uri(), path.parent
 
 
 def _targets(text: str, custom_file: bool) -> list[tuple[str, types.Position]]:
@@ -172,8 +183,62 @@ async def _ask(
     return None
 
 
+def _function_range(text: str, name: str) -> types.Range:
+    lines = text.split("\n")
+    first = next(i for i, line in enumerate(lines) if line.startswith(f"def {name}("))
+    last = first + 1
+    while last < len(lines) and (lines[last].startswith(" ") or not lines[last].strip()):
+        last += 1
+    while not lines[last - 1].strip():
+        last -= 1
+    return types.Range(
+        start=types.Position(line=first, character=0), end=types.Position(line=last, character=0)
+    )
+
+
+async def _assist(client: DemoClient, document: types.TextDocumentIdentifier, text: str) -> None:
+    """Code actions (listed without a model call) and two commands, with timings."""
+    selection = _function_range(text, "area_of_circle")
+    t0 = time.perf_counter()
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=document,
+            range=selection,
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    ms = (time.perf_counter() - t0) * 1000
+    titles = [a.title for a in actions or []]
+    print(f"\ncode actions on area_of_circle() in {ms:.0f} ms (no model call): {', '.join(titles)}")
+    argument = {
+        "uri": document.uri,
+        "range": client.protocol._converter.unstructure(selection),
+        "show": False,
+    }
+    for command, extra in (
+        ("aigents.explain", {}),
+        ("aigents.edit", {"instruction": "Use a descriptive parameter name."}),
+    ):
+        t0 = time.perf_counter()
+        try:
+            result = await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command=command, arguments=[{**argument, **extra}])
+            )
+        except Exception as error:  # e.g. the small model proposed no usable change
+            ms = (time.perf_counter() - t0) * 1000
+            print(f"\n{command} in {ms:.0f} ms: {error}")
+            continue
+        ms = (time.perf_counter() - t0) * 1000
+        answer = result.get("markdown", "") if isinstance(result, dict) else str(result)
+        applied = result.get("applied") if isinstance(result, dict) else None
+        status = "" if applied is None else f" (edit {'applied' if applied else 'not applied'})"
+        print(f"\n{command} in {ms:.0f} ms{status}:")
+        for line in answer.strip().split("\n")[:12]:
+            print(f"    │ {line}")
+
+
 async def _session(
-    text: str, uri: str, env: dict[str, str], *, inline: bool, custom_file: bool
+    text: str, uri: str, root: Path, env: dict[str, str], *, inline: bool, custom_file: bool
 ) -> tuple[int, dict[str, Any]]:
     """One editor session; returns (requests without a suggestion, last status)."""
     client = _client()
@@ -192,13 +257,17 @@ async def _session(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(
                     text_document=text_capabilities,
+                    workspace=types.WorkspaceClientCapabilities(
+                        apply_edit=True,
+                        workspace_edit=types.WorkspaceEditClientCapabilities(document_changes=True),
+                    ),
                     window=types.WindowClientCapabilities(work_done_progress=True),
                     general=types.GeneralClientCapabilities(
                         position_encodings=[types.PositionEncodingKind.Utf16]
                     ),
                 ),
                 client_info=types.ClientInfo(name="aigents-demo", version=__version__),
-                root_uri=Path.cwd().as_uri(),
+                root_uri=root.as_uri(),
             )
         )
         init_ms = (time.perf_counter() - started) * 1000
@@ -224,6 +293,8 @@ async def _session(
                 continue
             ms = (time.perf_counter() - t0) * 1000
             failures += not _show(label, suggestion, ms)
+        if inline and not custom_file:
+            await _assist(client, document, text)
         last = client.statuses[-1] if client.statuses else {}
         await client.shutdown_async(None)
         client.exit(None)
@@ -239,17 +310,17 @@ async def _session(
 
 
 async def run_demo(file: str | None = None, provider: str | None = None) -> int:
-    text, uri = _load(file)
+    text, uri, root = _load(file)
     env = {**os.environ}
     if provider:
         env["AIGENTS_PROVIDER"] = provider
     failures = 0
     print(f"aigents-lsp demo: `{sys.executable} -m aigents_lsp` over stdio, as an editor runs it")
     print("\n== an editor with ghost text (like VS Code) ==")
-    missed, last = await _session(text, uri, env, inline=True, custom_file=bool(file))
+    missed, last = await _session(text, uri, root, env, inline=True, custom_file=bool(file))
     failures += missed
     print("\n== an editor without ghost text (like Neovim 0.11): one completion item ==")
-    missed, last = await _session(text, uri, env, inline=False, custom_file=bool(file))
+    missed, last = await _session(text, uri, root, env, inline=False, custom_file=bool(file))
     failures += missed
     print(f"\nserved by: {last.get('provider')} / {last.get('model')}")
     if failures:

@@ -31,10 +31,21 @@ async def test_capabilities_and_position_encoding(start_server: Any, editor: str
         assert caps.inline_completion_provider is None
         assert caps.completion_provider is not None
     # Nothing that is not built yet is advertised.
-    assert caps.code_action_provider is None
     commands = caps.execute_command_provider
     assert commands is not None
-    assert set(commands.commands) == {"aigents.completionAccepted", "aigents.stats"}
+    assert set(commands.commands) == {
+        "aigents.completionAccepted",
+        "aigents.stats",
+        "aigents.explain",
+        "aigents.edit",
+        "aigents.fix",
+        "aigents.docstring",
+        "aigents.tests",
+        "aigents.chat",
+        "aigents.cancel",
+        "aigents.action",
+    }
+    assert caps.code_action_provider is not None
     assert caps.hover_provider is None
 
 

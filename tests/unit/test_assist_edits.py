@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from aigents_lsp.assist.answers import extract_code
 from aigents_lsp.assist.edits import (
     EditRefused,
     LineEdit,
     apply_line_edits,
-    extract_code,
     line_edits,
     match_indentation,
     plan_edit,

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from aigents_lsp.assist.prompts import (
+from aigents_lsp.assist.budget import (
     HISTORY_OMITTED_NOTE,
+    estimate_tokens,
+    fit_messages,
+    trim_history,
+)
+from aigents_lsp.assist.languages import language_name
+from aigents_lsp.assist.prompts import (
     TASK_TEMPERATURE,
     DiagnosticInfo,
     TaskPrompt,
@@ -13,12 +19,8 @@ from aigents_lsp.assist.prompts import (
     custom_prompt,
     docstring_prompt,
     edit_prompt,
-    estimate_tokens,
     explain_prompt,
-    fit_messages,
     fix_prompt,
-    language_name,
-    trim_history,
 )
 from aigents_lsp.assist.prompts import tests_prompt as build_tests_prompt
 from aigents_lsp.providers.base import ChatMessage, ToolCall

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from aigents_lsp.assist.tools import PathGlob, ToolLimits, WorkspaceTools
+from aigents_lsp.assist.tools import ToolLimits, WorkspaceTools
 from aigents_lsp.providers.base import ToolCall
 from aigents_lsp.workspace.ignore import IgnoreRules
+from aigents_lsp.workspace.paths import PathGlob
 
 needs_symlinks = pytest.mark.skipif(os.name == "nt", reason="symlinks need privileges on Windows")
 GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2  # built at run time: no secret in the source

@@ -1,20 +1,25 @@
-"""Every assist task's prompt in one place, and fitting prompts into the model's context.
+"""Every assist task's prompt in one place.
 
 Prompts are written for small local models (1-8B): one short system message per task, the code
 in a fenced block tagged with its language, context before the task, the output format said
 last. Code and context go through `redact` first. Context parts are rendered as sections with
-fixed headings, so `fit_messages` can shrink them when the prompt is too long for the model.
+the headings of `budget.SECTION_HEADINGS`, so `budget.fit_messages` can shrink them when the
+prompt is too long for the model; each language's conventions come from `languages`.
 """
 
 from __future__ import annotations
 
-import math
-import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from aigents_lsp.assist.edits import canonical_language
+from aigents_lsp.assist.budget import SECTION_HEADINGS
+from aigents_lsp.assist.languages import (
+    doc_style,
+    language_name,
+    testing_framework,
+    tests_import_hint,
+)
 from aigents_lsp.providers.base import ChatMessage
 from aigents_lsp.workspace.secrets import redact
 
@@ -53,98 +58,7 @@ ACTION_INSTRUCTIONS = {
 }
 """Instructions of the built-in code actions that are plain edits."""
 
-HISTORY_OMITTED_NOTE = "(The earlier part of the conversation was omitted.)"
-
-# --- languages -------------------------------------------------------------------------------
-
-_NAMES = {
-    "python": "Python", "javascript": "JavaScript", "typescript": "TypeScript", "go": "Go",
-    "rust": "Rust", "java": "Java", "c": "C", "cpp": "C++", "csharp": "C#", "kotlin": "Kotlin",
-    "swift": "Swift", "ruby": "Ruby", "php": "PHP", "lua": "Lua", "shell": "shell script",
-    "scala": "Scala", "haskell": "Haskell", "elixir": "Elixir", "dart": "Dart", "zig": "Zig",
-    "sql": "SQL", "html": "HTML", "css": "CSS", "yaml": "YAML", "toml": "TOML", "json": "JSON",
-    "markdown": "Markdown", "r": "R", "julia": "Julia", "vue": "Vue", "svelte": "Svelte",
-}  # fmt: skip
-_EXTENSIONS = {"ex": "elixir", "exs": "elixir", "hs": "haskell", "jl": "julia"}
-
-_DOC_STYLE = {
-    "python": "a PEP 257 docstring as the first statement inside the function or class body",
-    "javascript": "a JSDoc comment (/** ... */) directly above it, with @param and @returns",
-    "typescript": "a TSDoc comment (/** ... */) directly above it, with @param and @returns",
-    "rust": "/// doc comments directly above the item (with # Errors / # Panics if relevant)",
-    "go": 'a // comment directly above it that starts with the declared name ("// Area ...")',
-    "java": "a Javadoc comment (/** ... */) above it, with @param, @return and @throws",
-    "kotlin": "a KDoc comment (/** ... */) above it, with @param and @return",
-    "csharp": "/// XML documentation comments above it (<summary>, <param>, <returns>)",
-    "c": "a Doxygen comment (/** ... */) above it, with @brief, @param and @return",
-    "cpp": "a Doxygen comment (/** ... */) above it, with @brief, @param and @return",
-    "swift": "/// documentation comments above it (- Parameters:, - Returns:)",
-    "ruby": "YARD comments (# with @param and @return) above the method",
-    "php": "a PHPDoc comment (/** ... */) above it, with @param and @return",
-    "lua": "LuaLS annotations (--- with @param and @return) above the function",
-    "shell": "# comments above the function: what it does, its arguments and its output",
-}
-_TEST_FRAMEWORK = {
-    "python": "pytest: plain `def test_...` functions with assert, pytest.mark.parametrize",
-    "go": "the standard testing package: table-driven `func TestXxx(t *testing.T)`, same package",
-    "rust": "a `#[cfg(test)] mod tests { use super::*; ... }` module with `#[test]` functions",
-    "java": "JUnit 5 (org.junit.jupiter.api.Test, Assertions)",
-    "kotlin": "JUnit 5 with kotlin.test assertions",
-    "csharp": "xUnit ([Fact], [Theory])",
-    "cpp": "GoogleTest (TEST and EXPECT_EQ)",
-    "c": "a small test program with assert.h",
-    "swift": "XCTest",
-    "ruby": "RSpec",
-    "php": "PHPUnit",
-}
-
-
-def language_name(language: str, file_path: str | None = None) -> tuple[str, str]:
-    """(Display name, fence tag) of an LSP language id, guessed from the path when unknown."""
-    lang = canonical_language(language) if language and language != "plaintext" else ""
-    if not lang and file_path and "." in file_path.rsplit("/", 1)[-1]:
-        extension = file_path.rsplit(".", 1)[-1].lower()
-        lang = _EXTENSIONS.get(extension) or canonical_language(extension)
-    if not lang:
-        return "code", ""
-    return _NAMES.get(lang, lang.capitalize()), lang
-
-
-def _js_framework(*texts: str | None) -> str:
-    joined = "\n".join(text for text in texts if text)
-    if "vitest" in joined:
-        return "Vitest (import { describe, it, expect } from 'vitest')"
-    if "jest" in joined or "@jest/globals" in joined:
-        return "Jest (describe, it, expect)"
-    return "Jest-style describe/it/expect (works with Jest and Vitest)"
-
-
-def _import_hint(lang: str, file_path: str | None, test_path: str | None) -> str:
-    """How the tests import the code under test, from the two workspace-relative paths."""
-    if not file_path or file_path.startswith("/") or ":" in file_path:
-        return ""
-    stem = file_path.rsplit(".", 1)[0]
-    if lang == "python":
-        module = stem.removeprefix("src/").removesuffix("/__init__").replace("/", ".")
-        return f"Import the code under test from `{module}`."
-    if lang in ("javascript", "typescript") and test_path:
-        relative = posixpath.relpath(stem, posixpath.dirname(test_path) or ".")
-        relative = relative if relative.startswith(".") else f"./{relative}"
-        return f'Import the code under test from "{relative}".'
-    if lang == "rust":
-        return "Use `use super::*;` inside the tests module."
-    return f"The code under test is in `{file_path}`."
-
-
 # --- building blocks -------------------------------------------------------------------------
-
-_SECTION_HEADINGS = {
-    "before": "Code above the selection (context only, do not repeat it):",
-    "after": "Code below the selection (context only, do not repeat it):",
-    "surrounding": "Surrounding code (context only):",
-    "tests": "Existing tests (do not repeat them):",
-}
-_CONTEXT_KINDS = ("before", "after", "surrounding")
 
 
 def _clean(text: str) -> str:
@@ -159,7 +73,7 @@ def _fenced(code: str, tag: str) -> str:
 
 
 def _section(kind: str, text: str, tag: str) -> str:
-    return f"{_SECTION_HEADINGS[kind]}\n{_fenced(_clean(text), tag)}" if text.strip() else ""
+    return f"{SECTION_HEADINGS[kind]}\n{_fenced(_clean(text), tag)}" if text.strip() else ""
 
 
 def _user(*parts: str) -> ChatMessage:
@@ -311,8 +225,7 @@ def docstring_prompt(
 ) -> TaskPrompt:
     """The same code with a docstring or doc comment in the language's convention."""
     name, tag = language_name(language, file_path)
-    style = _DOC_STYLE.get(tag, f"the idiomatic {name} documentation comment, placed where its "
-                           "tools expect it")  # fmt: skip
+    style = doc_style(tag, name)
     system = _system(name, f"You document code with {style}.", _code_only_rules(tag))
     user = _user(
         f"Code to document{_where(file_path)}:\n{_fenced(_clean(code), tag)}",
@@ -334,10 +247,7 @@ def tests_prompt(
 ) -> TaskPrompt:
     """A new test file for the code, or (with `existing_tests`) only the tests to append."""
     name, tag = language_name(language, file_path)
-    if tag in ("javascript", "typescript"):
-        framework = _js_framework(existing_tests, code)
-    else:
-        framework = _TEST_FRAMEWORK.get(tag, f"the standard {name} test framework")
+    framework = testing_framework(tag, name, existing_tests, code)
     system = _system(
         name,
         f"You write focused unit tests with {framework}. Cover the normal cases, edge cases and "
@@ -355,7 +265,7 @@ def tests_prompt(
     user = _user(
         f"Code under test{_where(file_path)}:\n{_fenced(_clean(code), tag)}",
         _section("tests", existing_tests or "", tag),
-        " ".join(filter(None, (task, _import_hint(tag, file_path, test_path)))),
+        " ".join(filter(None, (task, tests_import_hint(tag, file_path, test_path)))),
         f"Reply with the test code only, in one ```{tag} block.",
     )
     return _prompt("tests", (system, user), temperature, max_tokens, code)
@@ -435,123 +345,3 @@ def custom_prompt(
     system = _system(name, "You change code as the user asks.", _code_only_rules(tag))
     text += f"\n\nReply with the rewritten code only, in one ```{tag} block."
     return _prompt("custom", (system, _user(text)), temperature, max_tokens, code)
-
-
-# --- fitting the context ---------------------------------------------------------------------
-
-_SECTION = re.compile(
-    "(?P<head>" + "|".join(re.escape(h) for h in _SECTION_HEADINGS.values()) + ")\n"
-    r"(?P<fence>`{3,})(?P<tag>[^\n]*)\n(?P<body>.*?)\n(?P=fence)(?=\n|\Z)(?:\n\n)?",
-    re.DOTALL,
-)
-_KIND_OF_HEADING = {heading: kind for kind, heading in _SECTION_HEADINGS.items()}
-
-
-def estimate_tokens(messages: Sequence[ChatMessage], chars_per_token: float = 3.2) -> int:
-    """Rough token count of messages (characters / chars_per_token, plus a per-message cost)."""
-    total = 0
-    for message in messages:
-        chars = len(message.content or "")
-        chars += sum(len(call.name) + len(call.arguments) for call in message.tool_calls)
-        total += math.ceil(chars / chars_per_token) + 4
-    return total
-
-
-def _shrunk_section(match: re.Match[str], kind: str, chars: int) -> str:
-    """The section with about `chars` characters cut from its far side ("" once it is empty):
-    code above loses its top, code below and tests their bottom, surroundings both ends."""
-    lines = match["body"].split("\n")
-    removed, from_top = 0, kind == "before"
-    while lines and removed < chars:
-        removed += len(lines.pop(0 if from_top else -1)) + 1
-        from_top = not from_top if kind == "surrounding" else from_top
-    if not "".join(lines).strip():
-        return ""
-    end = "\n\n" if match.group(0).endswith("\n\n") else ""
-    fence = match["fence"]
-    return f"{match['head']}\n{fence}{match['tag']}\n" + "\n".join(lines) + f"\n{fence}{end}"
-
-
-def _shrink_largest(
-    messages: list[ChatMessage], kinds: Sequence[str], chars: int
-) -> list[ChatMessage] | None:
-    """`messages` with the largest section of `kinds` shrunk by `chars` (None: no section)."""
-    found: list[tuple[int, int, re.Match[str]]] = []
-    for index, message in enumerate(messages):
-        if message.role == "user" and message.content:
-            for match in _SECTION.finditer(message.content):
-                if _KIND_OF_HEADING[match["head"]] in kinds:
-                    found.append((len(match["body"]), index, match))
-    if not found:
-        return None
-    _, index, match = max(found, key=lambda item: item[0])
-    content = messages[index].content or ""
-    shrunk = _shrunk_section(match, _KIND_OF_HEADING[match["head"]], chars)
-    new_content = (content[: match.start()] + shrunk + content[match.end() :]).rstrip("\n")
-    return [
-        *messages[:index],
-        replace(messages[index], content=new_content),
-        *messages[index + 1 :],
-    ]
-
-
-def fit_messages(
-    messages: Sequence[ChatMessage],
-    *,
-    context_tokens: int,
-    reserve_tokens: int,
-    chars_per_token: float = 3.2,
-) -> tuple[ChatMessage, ...]:
-    """`messages` cut to fit `context_tokens` minus `reserve_tokens` (the answer's room).
-
-    Trimmed in this order, each step only while still too long: the context sections (code
-    above/below the selection, surrounding code; the bulkiest first), the existing tests, then
-    the oldest turns of the conversation (see `trim_history`; a note in the system message says
-    so). The system message, the latest user message's task and code, and the messages after it
-    (tool calls of the current turn) are never cut, so the result may still be too long."""
-    budget = context_tokens - reserve_tokens
-    result = list(messages)
-    for kinds in (_CONTEXT_KINDS, ("tests",)):
-        while (excess := estimate_tokens(result, chars_per_token) - budget) > 0:
-            shrunk = _shrink_largest(result, kinds, math.ceil(excess * chars_per_token))
-            if shrunk is None:
-                break
-            result = shrunk
-    if estimate_tokens(result, chars_per_token) <= budget:
-        return tuple(result)
-    pinned = next((i for i, m in enumerate(result) if m.role != "system"), len(result))
-    last_user = max((i for i, m in enumerate(result) if m.role == "user"), default=-1)
-    if last_user <= pinned:
-        return tuple(result)
-    head, history, tail = result[:pinned], result[pinned:last_user], result[last_user:]
-    note_cost = math.ceil((len(HISTORY_OMITTED_NOTE) + 2) / chars_per_token)
-    room = budget - estimate_tokens(head + tail, chars_per_token) - note_cost
-    kept, dropped = trim_history(history, max_tokens=room, chars_per_token=chars_per_token)
-    if dropped and head:
-        note = f"{head[-1].content or ''}\n\n{HISTORY_OMITTED_NOTE}".lstrip()
-        head[-1] = replace(head[-1], content=note)
-    return (*head, *kept, *tail)
-
-
-def trim_history(
-    history: Sequence[ChatMessage], *, max_tokens: int, chars_per_token: float = 3.2
-) -> tuple[list[ChatMessage], bool]:
-    """The most recent conversation turns that fit in `max_tokens`, and whether any were dropped.
-
-    A turn is a user message and everything after it up to the next user message, so an
-    assistant's tool calls always stay with their tool results and the kept history still
-    starts with a user message. System messages are always kept."""
-    turns: list[list[ChatMessage]] = []
-    for message in history:
-        if message.role in ("user", "system") or not turns or turns[-1][0].role == "system":
-            turns.append([message])
-        else:
-            turns[-1].append(message)
-    dropped = False
-    droppable = [i for i, turn in enumerate(turns) if turn[0].role != "system"]
-    while (
-        droppable and estimate_tokens([m for t in turns for m in t], chars_per_token) > max_tokens
-    ):
-        turns[droppable.pop(0)] = []
-        dropped = True
-    return [message for turn in turns for message in turn], dropped

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aigents_lsp.assist.agent import run_agent
-from aigents_lsp.assist.edits import EditRefused, LineEdit, extract_code, plan_edit, unified_diff
+from aigents_lsp.assist.answers import extract_code
+from aigents_lsp.assist.budget import fit_messages, trim_history
+from aigents_lsp.assist.edits import EditRefused, LineEdit, plan_edit, unified_diff
 from aigents_lsp.assist.prompts import (
     DiagnosticInfo,
     TaskPrompt,
@@ -18,10 +20,8 @@ from aigents_lsp.assist.prompts import (
     docstring_prompt,
     edit_prompt,
     explain_prompt,
-    fit_messages,
     fix_prompt,
     tests_prompt,
-    trim_history,
 )
 from aigents_lsp.assist.tools import WorkspaceTools
 from aigents_lsp.providers.base import ChatMessage, ChatParams, Provider

@@ -1,11 +1,12 @@
 """Read-only workspace tools for the model: search, read and list files in the workspace folders.
 
-Every path a model names is resolved against the workspace roots; `..` escapes, absolute paths
-outside the roots, symlinks that lead out, and ignored or secret files (`.env`, keys, whatever
-`.gitignore`/`.aigentsignore` exclude) are refused with a sentence the model can read. Nothing is
-ever written. Output is size-capped and passed through secret redaction (defense in depth). File
-scanning runs in a worker thread under a time budget, so the event loop never waits on the disk.
-Unsaved editor text (`open_documents`) wins over what is on disk.
+Every path a model names is resolved against the workspace roots (`workspace.paths`); `..`
+escapes, absolute paths outside the roots, symlinks that lead out, and ignored or secret files
+(`.env`, keys, whatever `.gitignore`/`.aigentsignore` exclude) are refused with a sentence the
+model can read. Nothing is ever written. Output is size-capped and passed through secret
+redaction (defense in depth). File scanning runs in a worker thread under a time budget, so the
+event loop never waits on the disk. Unsaved editor text (`open_documents`) wins over what is on
+disk.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aigents_lsp.providers.base import ToolCall, ToolSpec
-from aigents_lsp.workspace.ignore import IgnoreRules, glob_to_regex, path_from_uri
+from aigents_lsp.workspace.ignore import IgnoreRules, path_from_uri
+from aigents_lsp.workspace.paths import (
+    InvalidGlob,
+    PathGlob,
+    PathRefused,
+    WorkspacePaths,
+    is_inside,
+)
 from aigents_lsp.workspace.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,6 @@ _T = TypeVar("_T")
 _Docs = Mapping[str, str]  # resolved posix path -> unsaved text
 _Stop = threading.Event
 _BINARY_PROBE = 8192  # a NUL byte in the first 8 KB: a binary file, as git decides
-_BRACES = re.compile(r"\{([^{}]*,[^{}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -101,49 +108,8 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class _Root:
-    name: str
-    lexical: str  # absolute, posix, as given
-    resolved: str  # with symlinks resolved
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _expand_braces(glob: str) -> list[str]:
-    """`*.{ts,tsx}` -> `*.ts`, `*.tsx` (gitignore globs have no braces; models write them)."""
-    found = _BRACES.search(glob)
-    if found is None:
-        return [glob]
-    options = found.group(1).split(",")
-    expanded = [glob[: found.start()] + o + glob[found.end() :] for o in options]
-    return [g for one in expanded for g in _expand_braces(one)][:32]
-
-
-class PathGlob:
-    """A glob for "/"-separated relative paths: without "/" it matches a file or directory name
-    anywhere (`*.py`, `tests`), with "/" from the top (`src/**/*.ts`); `{a,b}` alternatives."""
-
-    def __init__(self, glob: str) -> None:
-        self.glob = glob
-        sources = []
-        for one in _expand_braces(glob.strip().removeprefix("./")):
-            if body := one.strip("/"):
-                source = glob_to_regex(body)
-                sources.append(source if "/" in body else f"(?:.*/)?{source}")
-        try:
-            self._regex = re.compile(f"(?:{'|'.join(sources) or '.*'})(?:/.*)?", re.DOTALL)
-        except re.error as exc:
-            raise ToolArgumentError(f"invalid glob {glob!r}: {exc}") from None
-
-    def __call__(self, path: str) -> bool:
-        return self._regex.fullmatch(path) is not None
 
 
 def parse_arguments(raw: str) -> dict[str, Any]:
@@ -194,12 +160,8 @@ class WorkspaceTools:
             raise ValueError("WorkspaceTools needs at least one workspace root")
         self.rules = ignore if ignore is not None else IgnoreRules(roots)
         self.limits = limits or ToolLimits()
+        self.paths = WorkspacePaths(roots, self.rules)
         self._open_documents = open_documents
-        lexical = [Path(os.path.abspath(path_from_uri(root))) for root in roots]
-        self._roots = tuple(
-            _Root(path.name or path.as_posix(), path.as_posix(), path.resolve().as_posix())
-            for path in lexical
-        )
 
     def specs(self) -> list[ToolSpec]:
         return list(TOOL_SPECS)
@@ -243,7 +205,7 @@ class WorkspaceTools:
             pattern = re.compile(re.escape(query), re.IGNORECASE)
         try:
             matches = PathGlob(path_glob) if path_glob else None
-        except ToolArgumentError as exc:
+        except InvalidGlob as exc:
             return f"error: {exc}"
         search = functools.partial(self._search, pattern, matches, self._documents())
         found = await self._off_loop(search)
@@ -260,75 +222,28 @@ class WorkspaceTools:
         self, path: str, start_line: int | None = None, end_line: int | None = None
     ) -> str:
         """The file's lines as `number: text`, from `start_line` to `end_line` (1-based)."""
-        located = self._locate(path)
-        if isinstance(located, str):
-            return located
+        try:
+            located = self.paths.locate(path)
+        except PathRefused as exc:
+            return f"refused: {exc}"
         docs = self._documents()
         read = functools.partial(self._read, located, path, start_line, end_line, docs)
         return self._cap(await asyncio.to_thread(read))
 
     async def list_files(self, path: str = ".", pattern: str | None = None) -> str:
         """Files under `path` that may be used (ignored and secret files are left out)."""
-        located = self._locate(path)
-        if isinstance(located, str):
-            return located
+        try:
+            located = self.paths.locate(path)
+        except PathRefused as exc:
+            return f"refused: {exc}"
         try:
             matches = PathGlob(pattern) if pattern else None
-        except ToolArgumentError as exc:
+        except InvalidGlob as exc:
             return f"error: {exc}"
         listed = await self._off_loop(functools.partial(self._list, located, path, matches))
         return self._cap(listed or "error: listing took too long — list a subdirectory")
 
-    # --- confinement --------------------------------------------------------------------------
-
-    def _locate(self, raw: str) -> Path | str:
-        """The absolute path a tool argument names, or the refusal text for the model."""
-        shown = raw.strip() or "."
-        given = path_from_uri(shown)
-        root = self._roots[0]
-        if not given.is_absolute() and len(self._roots) > 1 and given.parts:
-            named = next((r for r in self._roots if r.name == given.parts[0]), None)
-            if named is not None:  # "<folder name>/..." as results show it in multi-root
-                root, given = named, Path(*given.parts[1:])
-        lexical = Path(os.path.abspath(given if given.is_absolute() else Path(root.lexical, given)))
-        forms = [form for r in self._roots for form in (r.lexical, r.resolved)]
-        if not any(_inside(lexical.as_posix(), form) for form in forms):
-            return f"refused: {shown} is outside the workspace"
-        try:
-            resolved = lexical.resolve().as_posix()
-        except (OSError, RuntimeError):
-            return f"refused: {shown} is a symlink that cannot be resolved"
-        if not any(_inside(resolved, r.resolved) for r in self._roots):
-            return f"refused: {shown} is a symlink to outside the workspace"
-        reason = self.rules.reason(lexical)
-        if reason is not None:
-            return f"refused: {shown} is ignored ({reason})"
-        return lexical
-
-    def _escapes(self, file: Path) -> bool:
-        """A walked file that is a symlink out of the roots (`walk` yields those when the rules
-        were made with `outside_is_ignored=False`)."""
-        if not file.is_symlink():
-            return False
-        try:
-            resolved = file.resolve().as_posix()
-        except (OSError, RuntimeError):
-            return True
-        return not any(_inside(resolved, root.resolved) for root in self._roots)
-
-    def _display(self, path: str) -> str:
-        """`path` as the model sees it: relative to its root ("<root name>/..." in multi-root)."""
-        best: tuple[int, _Root, str] | None = None
-        for root in self._roots:
-            for form in (root.resolved, root.lexical):
-                if _inside(path, form) and (best is None or len(form) > best[0]):
-                    best = (len(form), root, form)
-        if best is None:
-            return path
-        relative = path[best[0] :].lstrip("/")
-        if len(self._roots) > 1:
-            return f"{best[1].name}/{relative}" if relative else best[1].name
-        return relative or "."
+    # --- plumbing -----------------------------------------------------------------------------
 
     def _documents(self) -> dict[str, str]:
         """The open documents by resolved path (read on the event loop: the store is not
@@ -398,7 +313,7 @@ class WorkspaceTools:
             """Add the hits in one file; True when the result list is full."""
             if text is None or not pattern.search(text):
                 return False
-            shown = self._display(path)
+            shown = self.paths.display(path)
             for number, line in enumerate(text.splitlines(), 1):
                 if pattern.search(line):
                     hits.append(f"{shown}:{number}: {_clip(line.strip(), width)}")
@@ -406,25 +321,25 @@ class WorkspaceTools:
                         return True
             return False
 
-        roots = [root.resolved for root in self._roots]
-        outermost = [r for r in roots if not any(o != r and _inside(r, o) for o in roots)]
+        roots = [root.resolved for root in self.paths.roots]
+        outermost = [r for r in roots if not any(o != r and is_inside(r, o) for o in roots)]
         full = late = False
         for file in (f for root in dict.fromkeys(outermost) for f in self.rules.walk(root)):
             if stop.is_set() or (late := time.monotonic() > deadline):
                 break
             path = file.as_posix()
             seen.add(path)
-            if self._escapes(file):
+            if self.paths.escapes(file):
                 continue
-            if matches is None or matches(self._display(path)):
+            if matches is None or matches(self.paths.display(path)):
                 with contextlib.suppress(OSError):
                     text = docs[path] if path in docs else self._load(file, whole=True)[0]
                     if full := scan(path, text):
                         break
         for path, text in docs.items():  # open documents not yet saved to disk
             if not (full or late or path in seen or self.rules.is_ignored(path)):
-                inside = any(_inside(path, root.resolved) for root in self._roots)
-                if inside and (matches is None or matches(self._display(path))):
+                inside = self.paths.contains(path)
+                if inside and (matches is None or matches(self.paths.display(path))):
                     full = scan(path, text)
         notes = [f"[stopped at {limit} matches — narrow the query or use path_glob]"] * full
         budget = self.limits.search_seconds
@@ -467,7 +382,8 @@ class WorkspaceTools:
                 out[-1] = f"[truncated — read on with start_line={number}]"
                 break
         shown_last = cut_at - 1 if cut_at else last
-        head = f"{self._display(file.as_posix())} (lines {first}-{shown_last} of {total}{source})"
+        name = self.paths.display(file.as_posix())
+        head = f"{name} (lines {first}-{shown_last} of {total}{source})"
         return "\n".join([head, *out, *([note] if note else [])])
 
     def _list(
@@ -482,16 +398,16 @@ class WorkspaceTools:
             if stop.is_set() or (late := time.monotonic() > deadline):
                 break
             path = file.as_posix()
-            if self._escapes(file):
+            if self.paths.escapes(file):
                 continue
-            relative = path[len(base) :].lstrip("/") if _inside(path, base) else path
-            display = self._display(path)
+            relative = path[len(base) :].lstrip("/") if is_inside(path, base) else path
+            display = self.paths.display(path)
             if matches is not None and not (matches(display) or matches(relative)):
                 continue
             if more := len(files) >= self.limits.max_list_files:
                 break
             files.append(display)
-        where = self._display(base) + (f" matching {matches.glob!r}" if matches else "")
+        where = self.paths.display(base) + (f" matching {matches.glob!r}" if matches else "")
         head = f"{len(files)} file{'s' if len(files) > 1 else ''} under {where}:"
         notes = [f"[stopped at {len(files)} files — list a subdirectory or use a pattern]"] * more
         notes += [f"[listing stopped after {self.limits.search_seconds:g} s]"] * late
