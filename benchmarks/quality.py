@@ -18,7 +18,8 @@ engine, `invoked=True` (no debounce), one request at a time:
 Per condition: exact match (stripped), first-token match (a word or one punctuation character),
 mean edit similarity (1 - Levenshtein / longer length), empty rate, latency p50/p95, prompt and
 generated tokens (the engine's own counts), and what post-processing did to the model's raw
-output. Three example tasks are printed at the end.
+output. Three example tasks are printed at the end. Progress on stderr: `.` a suggestion,
+`o` none, `x` a provider error. Tasks depend on the Python version whose stdlib is read.
 """
 
 from __future__ import annotations
@@ -36,16 +37,16 @@ import sys
 import sysconfig
 import time
 import tokenize
-from collections.abc import AsyncIterator
-from contextlib import aclosing
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aigents_lsp.completion.engine import CompletionEngine, CompletionRequest, Target
 from aigents_lsp.completion.templates import pick_template
 from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import CompletionParams, ProviderError, StreamDelta, Usage
-from aigents_lsp.providers.embedded import GEMMA, EmbeddedProvider
+from aigents_lsp.providers.embedded import EmbeddedProvider
+from aigents_lsp.providers.embedded_models import GEMMA
 
 SKIP_DIRS = {
     "test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages", "dist-packages",
@@ -102,11 +103,16 @@ class RecordingProvider(EmbeddedProvider):
     async def stream_complete(self, params: CompletionParams) -> AsyncIterator[StreamDelta]:
         call = BackendCall(params.prompt)
         self.calls.append(call)
-        async with aclosing(super().stream_complete(params)) as stream:
+        stream = super().stream_complete(params)
+        try:
             async for delta in stream:
                 call.raw += delta.text
                 call.usage = delta.usage or call.usage
                 yield delta
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 # --- tasks -------------------------------------------------------------------------------------
@@ -143,9 +149,8 @@ def candidate_rows(source: str, tree: ast.Module) -> list[int]:
                 continue
             line = lines[node.lineno - 1]
             code = line.strip()
-            if node.col_offset != len(line) - len(line.lstrip()) or len(code.replace(" ", "")) < (
-                MIN_CODE_CHARS
-            ):
+            starts_line = node.col_offset == len(line) - len(line.lstrip())
+            if not starts_line or len("".join(code.split())) < MIN_CODE_CHARS:
                 continue
             if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
                 continue  # docstrings and stray strings
@@ -209,7 +214,7 @@ def build_tasks(root: Path, count: int, seed: int, related_lines: int) -> list[T
         related = tuple(
             (
                 str(p.relative_to(root)),
-                "\n".join(p.read_text(errors="replace").split("\n")[:related_lines]),
+                "\n".join(p.read_text("utf-8", "replace").split("\n")[:related_lines]),
             )
             for p in related_modules(root, path, tree)
         )
@@ -256,8 +261,39 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _mean(values: list[float]) -> float:
+def mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class Score:
+    exact: bool
+    first_token: bool
+    similarity: float
+    empty: bool
+    raw_exact: bool  # the model's first line, before post-processing
+    raw_similarity: float
+    position: str  # "mid-word" (`optio|nlist`), "after space" (`for |x in`) or "other"
+
+
+def cursor_position(task: Task) -> str:
+    if re.search(r"\w$", task.prefix) and re.match(r"\w", task.expected):
+        return "mid-word"
+    return "after space" if task.prefix.endswith(" ") else "other"
+
+
+def score(task: Task, outcome: Outcome) -> Score:
+    got, expected = outcome.got.strip(), task.expected.strip()
+    raw = (outcome.raw or "").split("\n", 1)[0]
+    return Score(
+        exact=got == expected,
+        first_token=bool(got) and first_token(got) == first_token(expected),
+        similarity=edit_similarity(got, expected),
+        empty=not got,
+        raw_exact=raw.strip() == expected,
+        raw_similarity=edit_similarity(raw, expected),
+        position=cursor_position(task),
+    )
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -294,9 +330,9 @@ async def run_condition(
         except ProviderError as exc:
             suggestion, error = None, exc.message
         latency = (time.perf_counter() - started) * 1000
-        call = provider.calls[-1] if len(provider.calls) > calls_before else None
         outcome = Outcome(i, suggestion.text if suggestion else "", latency, None, error=error)
-        if call is not None:
+        if len(provider.calls) > calls_before:
+            call = provider.calls[-1]
             outcome.raw = call.raw
             outcome.prompt_chars = len(call.prompt)
             outcome.snippets = call.prompt.count("# Path: ")
@@ -307,132 +343,6 @@ async def run_condition(
         print("x" if error else "." if outcome.got else "o", end="", file=sys.stderr, flush=True)
     print(f" {name}", file=sys.stderr, flush=True)
     return outcomes
-
-
-@dataclass
-class Summary:
-    exact: float
-    first_token: float
-    edit_sim: float
-    empty: float
-    p50_ms: float
-    p95_ms: float
-    prompt_tokens: float
-    generated_tokens: float
-    chars_per_token: float
-    with_snippets: int
-    raw_matches: float  # exact match of the raw first line, before post-processing
-    raw_edit_sim: float
-    dropped: list[int] = field(default_factory=list)  # raw had text, nothing shown
-    hurt: list[int] = field(default_factory=list)  # post-processing lowered edit similarity
-
-
-def summarize(tasks: list[Task], outcomes: list[Outcome]) -> Summary:
-    n = len(outcomes)
-    expected = [tasks[o.task].expected for o in outcomes]
-    raws = [(o.raw or "").split("\n", 1)[0] for o in outcomes]
-    tokens = [(o.prompt_chars, o.prompt_tokens) for o in outcomes if o.prompt_tokens]
-    return Summary(
-        exact=sum(o.got.strip() == e.strip() for o, e in zip(outcomes, expected, strict=True)) / n,
-        first_token=sum(
-            bool(o.got.strip()) and first_token(o.got) == first_token(e)
-            for o, e in zip(outcomes, expected, strict=True)
-        )
-        / n,
-        edit_sim=_mean(
-            [edit_similarity(o.got, e) for o, e in zip(outcomes, expected, strict=True)]
-        ),
-        empty=sum(not o.got.strip() for o in outcomes) / n,
-        p50_ms=percentile([o.latency_ms for o in outcomes], 0.5),
-        p95_ms=percentile([o.latency_ms for o in outcomes], 0.95),
-        prompt_tokens=_mean([float(t) for _, t in tokens if t]),
-        generated_tokens=_mean(
-            [float(o.generated_tokens or 0) for o in outcomes if o.raw is not None]
-        ),
-        chars_per_token=sum(c for c, _ in tokens) / sum(t or 0 for _, t in tokens) if tokens else 0,
-        with_snippets=sum(o.snippets > 0 for o in outcomes),
-        raw_matches=sum(r.strip() == e.strip() for r, e in zip(raws, expected, strict=True)) / n,
-        raw_edit_sim=_mean([edit_similarity(r, e) for r, e in zip(raws, expected, strict=True)]),
-        dropped=[o.task for o, r in zip(outcomes, raws, strict=True) if r.strip() and not o.got],
-        hurt=[
-            o.task
-            for o, r, e in zip(outcomes, raws, expected, strict=True)
-            if edit_similarity(o.got, e) < edit_similarity(r, e) - 1e-9
-        ],
-    )
-
-
-def _show(text: str | None, width: int = 60) -> str:
-    if text is None:
-        return "(no backend call)"
-    shown = repr(text)
-    return shown if len(shown) <= width else shown[: width - 1] + "…"
-
-
-def report(
-    tasks: list[Task],
-    results: dict[str, list[Outcome]],
-    settings: Settings,
-    args: argparse.Namespace,
-) -> None:
-    print(
-        f"\nsettings: model {GEMMA.alias} (embedded llama.cpp), template "
-        f"{pick_template(GEMMA.alias, GEMMA.arch).name}, completion_prompt_tokens "
-        f"{settings.completion_prompt_tokens}, temperature {settings.completion_temperature}, "
-        f"engine context {args.context}, tasks {len(tasks)}, seed {args.seed}, related "
-        f"{RELATED_MODULES} modules x {args.related_lines} lines, load avg at end "
-        f"{os.getloadavg()[0]:.2f}"
-    )
-    modules = len({t.module for t in tasks})
-    print(f"tasks from {modules} modules; {sum(bool(t.related) for t in tasks)} have related files")
-    header = (
-        f"{'condition':<11} {'exact':>6} {'1st-tok':>7} {'edit-sim':>8} {'empty':>6} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'prompt tok':>10} {'gen tok':>7} {'chars/tok':>9} "
-        f"{'w/ snippets':>11}"
-    )
-    print(header)
-    print("-" * len(header))
-    summaries = {name: summarize(tasks, outcomes) for name, outcomes in results.items()}
-    for name, s in summaries.items():
-        print(
-            f"{name:<11} {s.exact:>6.1%} {s.first_token:>7.1%} {s.edit_sim:>8.3f} {s.empty:>6.1%} "
-            f"{s.p50_ms:>7.0f} {s.p95_ms:>7.0f} {s.prompt_tokens:>10.0f} "
-            f"{s.generated_tokens:>7.1f} {s.chars_per_token:>9.2f} {s.with_snippets:>11d}"
-        )
-    print("\npost-processing (raw = the model's first line, before post-processing):")
-    for name, s in summaries.items():
-        print(
-            f"  {name:<11} raw exact {s.raw_matches:.1%}, raw edit-sim {s.raw_edit_sim:.3f}; "
-            f"dropped {len(s.dropped)} non-empty raw answers, lowered similarity on {len(s.hurt)}"
-        )
-        for index in (s.dropped + [i for i in s.hurt if i not in s.dropped])[:3]:
-            outcome = results[name][index]
-            print(
-                f"    #{index} {tasks[index].module}: line {_show(tasks[index].prefix[-30:])} "
-                f"raw {_show(outcome.raw)} -> shown {_show(outcome.got)}"
-            )
-    errors = [o.error for outcomes in results.values() for o in outcomes if o.error]
-    if errors:
-        print(f"\n{len(errors)} provider errors, first: {errors[0]}")
-    print("\nexamples (local | cross-file):")
-    local = results["local"]
-    picks = [
-        next((o.task for o in local if o.got.strip() == tasks[o.task].expected.strip()), None),
-        next(
-            (o.task for o in local if o.got and o.got.strip() != tasks[o.task].expected.strip()),
-            None,
-        ),
-        next((o.task for o in local if not o.got), None),
-    ]
-    for index in dict.fromkeys(i for i in picks if i is not None):
-        task = tasks[index]
-        before = task.prefix.rsplit("\n", 1)[-1]
-        print(f"  #{index} {task.module}:{task.line + 1}")
-        print(f"    before cursor {before!r}")
-        print(f"    expected      {task.expected!r}")
-        for name, outcomes in results.items():
-            outcome = outcomes[index]
-            print(f"    {name:<13} {outcome.got!r}  (raw {_show(outcome.raw)})")
 
 
 async def run(
@@ -455,6 +365,125 @@ async def run(
         return results
     finally:
         await provider.aclose()
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def _show(text: str | None, width: int = 56) -> str:
+    if text is None:
+        return "(no backend call)"
+    shown = repr(text)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
+def print_table(tasks: list[Task], results: dict[str, list[Outcome]]) -> None:
+    header = (
+        f"{'condition':<11} {'exact':>6} {'1st-tok':>7} {'edit-sim':>8} {'empty':>6} "
+        f"{'p50 ms':>7} {'p95 ms':>7} {'prompt tok':>10} {'gen tok':>7} {'chars/tok':>9} "
+        f"{'w/ snippets':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, outcomes in results.items():
+        scores = [score(tasks[o.task], o) for o in outcomes]
+        latencies = [o.latency_ms for o in outcomes]
+        counted = [o for o in outcomes if o.prompt_tokens]
+        prompt_tokens = sum(o.prompt_tokens or 0 for o in counted)
+        chars_per_token = sum(o.prompt_chars for o in counted) / prompt_tokens if counted else 0.0
+        print(
+            f"{name:<11} {mean([s.exact for s in scores]):>6.1%} "
+            f"{mean([s.first_token for s in scores]):>7.1%} "
+            f"{mean([s.similarity for s in scores]):>8.3f} {mean([s.empty for s in scores]):>6.1%} "
+            f"{percentile(latencies, 0.5):>7.0f} {percentile(latencies, 0.95):>7.0f} "
+            f"{mean([float(o.prompt_tokens or 0) for o in counted]):>10.0f} "
+            f"{mean([float(o.generated_tokens or 0) for o in counted]):>7.1f} "
+            f"{chars_per_token:>9.2f} {sum(o.snippets > 0 for o in outcomes):>11d}"
+        )
+
+
+def print_breakdown(tasks: list[Task], results: dict[str, list[Outcome]]) -> None:
+    """Where the cursor is: prompts ending inside a word or with a space end mid-token."""
+    print("\nby cursor position (exact / edit-sim / tasks):")
+    for name, outcomes in results.items():
+        scores = [score(tasks[o.task], o) for o in outcomes]
+        parts = []
+        for label in ("mid-word", "after space", "other"):
+            group = [s for s in scores if s.position == label]
+            parts.append(
+                f"{label} {mean([s.exact for s in group]):.1%} / "
+                f"{mean([s.similarity for s in group]):.3f} / {len(group)}"
+            )
+        print(f"  {name:<11} " + "; ".join(parts))
+
+
+def print_postprocessing(tasks: list[Task], results: dict[str, list[Outcome]]) -> None:
+    print("\npost-processing (raw: the model's first line before it):")
+    for name, outcomes in results.items():
+        scores = [score(tasks[o.task], o) for o in outcomes]
+        dropped = [o for o, s in zip(outcomes, scores, strict=True) if s.empty and o.raw]
+        lowered = [
+            o
+            for o, s in zip(outcomes, scores, strict=True)
+            if s.similarity < s.raw_similarity - 1e-9 and not s.empty
+        ]
+        print(
+            f"  {name:<11} raw exact {mean([s.raw_exact for s in scores]):.1%}, raw edit-sim "
+            f"{mean([s.raw_similarity for s in scores]):.3f}; {len(dropped)} raw answers "
+            f"dropped, {len(lowered)} shown with lower similarity than raw"
+        )
+        for o in (dropped + lowered)[:3]:
+            task = tasks[o.task]
+            print(
+                f"    #{o.task} {_show(task.prefix.rsplit(chr(10), 1)[-1].strip(), 40)} expected "
+                f"{_show(task.expected, 40)} raw {_show(o.raw)} -> shown {_show(o.got)}"
+            )
+
+
+def print_examples(tasks: list[Task], results: dict[str, list[Outcome]]) -> None:
+    """A hit, a miss and an empty answer of the local condition (more misses when there is no
+    hit or no empty answer), each with both conditions."""
+    local = [(o.task, score(tasks[o.task], o)) for o in results["local"]]
+    hits = [i for i, s in local if s.exact]
+    misses = [i for i, s in local if not s.exact and not s.empty]
+    empty = [i for i, s in local if s.empty]
+    picks = list(dict.fromkeys([*hits[:1], *misses[:1], *empty[:1], *misses, *hits, *empty]))
+    print("\nexamples:")
+    for index in picks[:3]:
+        task = tasks[index]
+        print(f"  #{index} {task.module}:{task.line + 1}")
+        print(f"    before cursor {task.prefix.rsplit(chr(10), 1)[-1]!r}")
+        print(f"    expected      {task.expected!r}")
+        for name, outcomes in results.items():
+            outcome = outcomes[index]
+            print(f"    {name:<13} {outcome.got!r}  (raw {_show(outcome.raw)})")
+
+
+def report(
+    tasks: list[Task],
+    results: dict[str, list[Outcome]],
+    settings: Settings,
+    args: argparse.Namespace,
+) -> None:
+    print(
+        f"\nsettings: model {GEMMA.alias} (embedded llama.cpp), template "
+        f"{pick_template(GEMMA.alias, GEMMA.arch).name}, completion_prompt_tokens "
+        f"{settings.completion_prompt_tokens}, temperature {settings.completion_temperature}, "
+        f"engine context {args.context}, seed {args.seed}, related: {RELATED_MODULES} modules "
+        f"x {args.related_lines} lines; load average at end {os.getloadavg()[0]:.2f}"
+    )
+    modules = len({t.module for t in tasks})
+    print(
+        f"{len(tasks)} tasks from {modules} modules, {sum(bool(t.related) for t in tasks)} "
+        "with related files\n"
+    )
+    print_table(tasks, results)
+    print_breakdown(tasks, results)
+    print_postprocessing(tasks, results)
+    errors = [o.error for outcomes in results.values() for o in outcomes if o.error]
+    if errors:
+        print(f"\n{len(errors)} provider errors, the first: {errors[0]}")
+    print_examples(tasks, results)
 
 
 def dump(path: str, tasks: list[Task], results: dict[str, list[Outcome]]) -> None:

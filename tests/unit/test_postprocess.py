@@ -149,3 +149,16 @@ def test_postprocess_never_fails_and_shows_clean_text(
     assert shown == shown.rstrip()
     assert "<EOT>" not in shown
     assert shown.count("\n") < (5 if multiline else 1)
+
+
+def test_string_prefixes_open_strings() -> None:
+    """f'…', r'…', b'…' are strings: their closing quote is kept (found by benchmarks/quality)."""
+    for prefix, raw in [
+        ("    return f'typing.Opti", "onal[{x}]'"),
+        ("    name = r'\\d", "+'"),
+        ("    s = f'{a}", " and {b}'"),
+    ]:
+        shown = postprocess(
+            raw, prefix, "\n", multiline=False, indent_unit="    ", language_id="python"
+        )
+        assert shown == raw

@@ -116,21 +116,27 @@ def build_context(
     context_length: int | None,
     settings: Settings,
     chars_per_token: float = CHARS_PER_TOKEN,
+    *,
+    uses_suffix: bool = True,
 ) -> PromptContext:
-    """The prompt's parts within the budget: 70% prefix, 15% suffix, 15% other files."""
+    """The prompt's parts within the budget: up to 15% suffix (when the template uses it),
+    up to 15% snippets of other files (only what is used is taken), the rest prefix."""
     budget_chars = int(prompt_budget(context_length, settings) * chars_per_token)
-    snippet_chars = int(budget_chars * 0.15) if request.related else 0
-    suffix = _head_lines(request.suffix, int(budget_chars * 0.15))
-    prefix = _tail_lines(request.prefix, budget_chars - len(suffix) - snippet_chars)
+    suffix = _head_lines(request.suffix, int(budget_chars * 0.15)) if uses_suffix else ""
     snippets: list[Snippet] = []
-    if snippet_chars:
+    if request.related:
+        room = int(budget_chars * 0.15)
         around = request.prefix[-600:] + request.suffix[:200]
-        used = 0
-        for path, text in rank_snippets(around, request.related, prefix + suffix, MAX_SNIPPETS):
-            if used + len(text) > snippet_chars:
+        local = request.prefix[-budget_chars:] + suffix
+        for path, text in rank_snippets(around, request.related, local, MAX_SNIPPETS):
+            if room - len(path) - 8 < 80:
                 break
-            snippets.append((path, text))
-            used += len(text)
+            fitted = _head_lines(text, room - len(path) - 8)
+            if fitted.count("\n") >= 2:  # a few whole lines at least, or nothing
+                snippets.append((path, fitted))
+                room -= len(fitted) + len(path) + 8
+    used = sum(len(text) + len(path) + 8 for path, text in snippets)
+    prefix = _tail_lines(request.prefix, budget_chars - len(suffix) - used)
     # Obvious secrets (keys, tokens, passwords) never reach the model. Done here, on the few
     # kilobytes of the prompt, not on every keystroke's window.
     return PromptContext(

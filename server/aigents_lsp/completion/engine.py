@@ -202,7 +202,13 @@ class CompletionEngine:
                 delay = 0.0 if request.invoked else self.debounce.seconds(request.uri, settings)
                 await self.scheduler.debounce(request.uri, ticket, delay)
                 ratio = await self._chars_per_token(target, request.prefix)
-                context = build_context(request, target.context_length, settings, ratio)
+                context = build_context(
+                    request,
+                    target.context_length,
+                    settings,
+                    ratio,
+                    uses_suffix=template.kind != "prefix",
+                )
                 job = _Job(request, target, template, mode, key, context)
                 generation = self.scheduler.start(
                     Generation(
@@ -269,6 +275,16 @@ class CompletionEngine:
             )
         else:
             stop = list(template.stop) + ([] if multiline else ["\n"])
+            heal = ""
+            grammar = None
+            if template.kind == "prefix" and not multiline and target.provider.supports_grammar:
+                heal = healing_text(prefix)
+            if heal:
+                # Token healing: a prompt ending inside a word (or on a space) makes a base
+                # model start a new token badly; end the prompt before it and make the model
+                # write it first (a llama.cpp grammar), then drop it from the output.
+                prefix = prefix[: -len(heal)]
+                grammar = f'root ::= "{_gbnf_escape(heal)}" [^\\n]* "\\n"'
             prompt = template.render(
                 prefix, suffix, context=job.context.snippets, file_path=request.file_path
             )
@@ -279,9 +295,10 @@ class CompletionEngine:
                     max_tokens=settings.completion_max_tokens if multiline else 48,
                     temperature=settings.completion_temperature,
                     stop=stop,
+                    grammar=grammar,
                 )
             )
-        await _consume(stream, generation, template, multiline, start_indent, max_lines)
+        await _consume(stream, generation, template, multiline, start_indent, max_lines, heal)
         raw = generation.text_so_far()
         if template.kind == "chat":
             raw = extract_fill(raw, request.prefix)
@@ -307,13 +324,20 @@ async def _consume(
     multiline: bool,
     start_indent: int,
     max_lines: int,
+    heal: str = "",
 ) -> None:
-    """Read the stream into `generation.partial`; closing it early stops the backend."""
+    """Read the stream into `generation.partial` (without the `heal` text the model was made
+    to repeat); closing it early stops the backend."""
+    skip = len(heal)
     try:
         async for delta in stream:
-            if not delta.text:
+            text = delta.text
+            if skip and text:
+                cut = min(skip, len(text))
+                text, skip = text[cut:], skip - cut
+            if not text:
                 continue
-            generation.partial.append(delta.text)
+            generation.partial.append(text)
             if template.kind != "chat" and should_stop(
                 generation.text_so_far(),
                 multiline=multiline,
@@ -325,6 +349,26 @@ async def _consume(
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+_HEAL_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}$")
+
+
+def healing_text(prefix: str) -> str:
+    """The end of the prompt to back off for token healing: a partly typed word, or the
+    spaces after code on the cursor's line."""
+    line = prefix.rsplit("\n", 1)[-1]
+    if not line.strip():
+        return ""
+    word = _HEAL_WORD.search(line)
+    if word:
+        return word.group(0)
+    stripped = line.rstrip(" ")
+    return line[len(stripped) :] if len(stripped) < len(line) else ""
+
+
+def _gbnf_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 class AdaptiveDebounce:

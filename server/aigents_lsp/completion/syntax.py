@@ -45,6 +45,20 @@ def _comment_markers(language_id: str) -> tuple[str, ...]:
     return ("//",) if language_id else ("#", "//")
 
 
+_STRING_PREFIXES = frozenset({"f", "r", "b", "u", "fr", "rf", "br", "rb"})
+
+
+def _string_prefix(text: str, quote_at: int) -> bool:
+    """`f'`, `rb'`, ...: the letters before a quote are a string prefix, not a word with an
+    apostrophe (Python and friends)."""
+    start = quote_at
+    while start > 0 and text[start - 1].isalpha() and quote_at - start < 2:
+        start -= 1
+    word = text[start:quote_at].lower()
+    before = text[start - 1] if start > 0 else " "
+    return word in _STRING_PREFIXES and not (before.isalnum() or before == "_")
+
+
 def scan_brackets(text: str, state: ScanState, language_id: str) -> Iterator[tuple[int, str]]:
     """(index, bracket) for brackets outside strings and line comments; updates `state`."""
     markers = _comment_markers(language_id)
@@ -69,7 +83,8 @@ def scan_brackets(text: str, state: ScanState, language_id: str) -> Iterator[tup
         elif any(text.startswith(marker, i) for marker in markers):
             state.comment = True
         elif ch in "\"'`":
-            apostrophe = ch == "'" and (not single_quotes or (i > 0 and text[i - 1].isalnum()))
+            after_word = i > 0 and text[i - 1].isalnum() and not _string_prefix(text, i)
+            apostrophe = ch == "'" and (not single_quotes or after_word)
             if not apostrophe:
                 quote = ch * 3 if ch != "`" and text.startswith(ch * 3, i) else ch
                 state.quote, state.quote_at = quote, i

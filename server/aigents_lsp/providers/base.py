@@ -116,6 +116,8 @@ class CompletionParams:
     stop: Sequence[str] = ()
     top_p: float | None = None
     seed: int | None = None
+    # A GBNF grammar the output must follow (llama.cpp servers only: `supports_grammar`).
+    grammar: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,7 @@ class Provider(abc.ABC):
     """One LLM backend. Methods raise `ProviderError` subclasses, never raw httpx errors."""
 
     name: str = "provider"
+    supports_grammar: bool = False  # honours CompletionParams.grammar (llama.cpp)
 
     @property
     @abc.abstractmethod

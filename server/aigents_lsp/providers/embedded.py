@@ -314,6 +314,7 @@ class EmbeddedProvider(Provider):
     """The embedded engine as a `Provider`: completion -> Gemma, chat and embeddings -> SmolLM2."""
 
     name = "embedded"
+    supports_grammar = True  # it is a llama.cpp server
 
     def __init__(
         self,
@@ -361,6 +362,7 @@ class EmbeddedProvider(Provider):
             read_timeout=self._read_timeout,
             name=self.name,
         )
+        provider.supports_grammar = True
         self._delegates[role] = (url, provider)
         return provider
 

@@ -133,6 +133,8 @@ class OpenAICompatibleProvider(Provider):
             body["top_p"] = params.top_p
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.grammar is not None and self.supports_grammar:
+            body["grammar"] = params.grammar
         async with contextlib.aclosing(self._stream("completions", model, body)) as stream:
             async for delta in stream:
                 yield delta
