@@ -165,8 +165,10 @@ class EditRefused(Exception):
 
 # Growth beyond both limits means the model answered with more than the selection (often the
 # whole file, or the code plus a usage example): applying it would duplicate code.
-MAX_GROWTH_RATIO = 5.0
-MAX_GROWTH_LINES = 30
+# A rewrite much longer than the selection is usually the model rewriting (or inventing)
+# more than it was given: refused. Docstrings legitimately add lines: their callers allow more.
+MAX_GROWTH_RATIO = 3.0
+MAX_GROWTH_LINES = 8
 # "# ... rest of the code unchanged": a placeholder that would delete the code it stands for.
 _ELISION = re.compile(
     r"^\s*(?:#|//|/\*+|--|;|<!--)\s*(?:\.\.\.|…|\[\.\.\.\]|.*\b(?:rest of (?:the )?(?:code|file"
@@ -185,6 +187,7 @@ def plan_edit(
     first_line: int,
     language: str = "",
     max_growth: float = MAX_GROWTH_RATIO,
+    max_growth_lines: int = MAX_GROWTH_LINES,
 ) -> list[LineEdit]:
     """The line edits that apply a model's rewrite of `original` (whole document lines starting
     at `first_line`), or EditRefused.
@@ -192,7 +195,8 @@ def plan_edit(
     Refused: an empty answer or empty code ("the model returned an empty rewrite"), an answer
     without code, a diff instead of code, code with "... rest unchanged" placeholders that the
     original does not have, a rewrite more than `max_growth` times and MAX_GROWTH_LINES lines
-    longer than the original, and a rewrite equal to the original ("no change proposed").
+    longer than the original (`max_growth_lines`), and a rewrite equal to the original ("no
+    change proposed").
     The original's blank lines before and after its content are kept, and so is its final
     newline (or its absence): edits replace whole lines. Trailing whitespace is not a change.
     """
@@ -217,7 +221,7 @@ def plan_edit(
     if elided is not None:
         raise EditRefused(f"the model left part of the code out (“{elided.strip()}”)")
     growth = len(code_lines) - len(old)
-    if growth > MAX_GROWTH_LINES and len(code_lines) > max_growth * max(len(old), 1):
+    if growth > max_growth_lines and len(code_lines) > max_growth * max(len(old), 1):
         raise EditRefused(
             f"the model returned {len(code_lines)} lines for a {len(old)}-line selection; "
             "it probably rewrote more than the selection"

@@ -11,7 +11,12 @@ from typing import Literal
 from aigents_lsp.assist.agent import run_agent
 from aigents_lsp.assist.answers import extract_code
 from aigents_lsp.assist.budget import fit_messages, trim_history
-from aigents_lsp.assist.edits import EditRefused, LineEdit, plan_edit, unified_diff
+from aigents_lsp.assist.edits import (
+    EditRefused,
+    LineEdit,
+    plan_edit,
+    unified_diff,
+)
 from aigents_lsp.assist.prompts import (
     DiagnosticInfo,
     TaskPrompt,
