@@ -58,6 +58,7 @@ class StatusClient(LanguageClient):
         self.init_result: types.InitializeResult | None = None
         self.documents: dict[str, str] = {}  # the editor's copy of each document
         self.applied: list[types.WorkspaceEdit] = []
+        self.questions: list[types.ShowMessageRequestParams] = []
 
 
 def make_client() -> StatusClient:
@@ -83,6 +84,13 @@ def make_client() -> StatusClient:
     def on_status(ls: StatusClient, params: Any) -> None:
         # pygls hands unknown notifications over as a namedtuple `Object`
         ls.statuses.append(params if isinstance(params, dict) else params._asdict())
+
+    @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
+    def on_message_request(
+        ls: StatusClient, params: types.ShowMessageRequestParams
+    ) -> types.MessageActionItem | None:
+        ls.questions.append(params)
+        return params.actions[0] if params.actions else None  # the user picks the first
 
     @client.feature(types.WORKSPACE_APPLY_EDIT)
     def on_apply_edit(

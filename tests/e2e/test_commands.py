@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import open_doc, until
+from tests.e2e.conftest import apply_workspace_edit, open_doc, until
 from tests.fakes.lmstudio_server import FakeLMStudio
 
 SOURCE = """import math
@@ -83,6 +83,8 @@ async def test_edit_applies_a_minimal_edit(session: Any, fake_lmstudio: FakeLMSt
     )
     assert result["applied"] is True
     assert client.documents[uri] == SOURCE.replace("3.14159 * r * r", "math.pi * r * r")
+    # VS Code supports change annotations: the edit asks for confirmation
+    assert result["edit"]["changeAnnotations"]["aigents"]["needsConfirmation"] is True
     [change] = result["edit"]["documentChanges"]
     [edit] = change["edits"]
     assert edit["range"]["start"]["line"] == 4 and edit["range"]["end"]["line"] == 5
@@ -307,3 +309,88 @@ async def test_explain_and_edit_with_the_embedded_engine(start_server: Any, tmp_
     else:
         assert edited["applied"] is True
         assert client.documents[uri] != text
+
+
+REWRITTEN = "```python\ndef perimeter(r):\n    return 2 * math.pi * r\n```"
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "AI: Fix “E226 missing whitespace”",
+        "AI: Rewrite…",
+        "AI: Simplify",
+        "AI: Add docstring",
+        "AI: Generate tests",
+    ],
+)
+async def test_every_code_action_resolves_to_an_edit(
+    session: Any, fake_lmstudio: FakeLMStudio, title: str
+) -> None:
+    client, uri = session
+    fake_lmstudio.configure(reply=REWRITTEN)
+    diagnostic = types.Diagnostic(
+        range=types.Range(start=types.Position(8, 4), end=types.Position(8, 5)),
+        message="E226 missing whitespace",
+        source="pycodestyle",
+    )
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(7, 0), end=types.Position(10, 0)),
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    [action] = [a for a in actions if a.title == title]
+    resolved = await client.code_action_resolve_async(action)
+    assert resolved.edit is not None
+    if title == "AI: Rewrite…":
+        assert client.questions  # asked how to rewrite; the first choice was taken
+        assert "clearer" in _last_user(_chat_requests(fake_lmstudio)[-1].body)
+    apply_workspace_edit(client.documents, resolved.edit)
+    if title == "AI: Generate tests":
+        assert any(u.endswith("test_geometry.py") for u in client.documents)
+    else:
+        assert "return 2 * math.pi * r" in client.documents[uri]
+
+
+async def test_user_defined_action(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    actions = [{"title": "AI: Shout", "prompt": "Uppercase the names in {selection}", "edit": True}]
+    client = await start_server(
+        provider="lmstudio", api_base=fake_lmstudio.base_url, init_options={"actions": actions}
+    )
+    uri = (tmp_path / "ws" / "g.py").as_uri()
+    open_doc(client, uri, SOURCE)
+    fake_lmstudio.configure(reply="```python\ndef AREA(R):\n    return 3.14159 * R * R\n```")
+    listed = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(3, 0), end=types.Position(5, 0)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    [shout] = [a for a in listed if a.title == "AI: Shout"]
+    assert shout.kind == types.CodeActionKind.RefactorRewrite
+    resolved = await client.code_action_resolve_async(shout)
+    assert "Uppercase the names" in _last_user(_chat_requests(fake_lmstudio)[-1].body)
+    assert resolved.edit is not None
+
+
+async def test_tests_extend_an_existing_test_file(
+    session: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    client, uri = session
+    test_file = tmp_path / "ws" / "test_geometry.py"
+    existing = "from geometry import area\n\n\ndef test_area():\n    assert area(1) > 3\n"
+    test_file.write_text(existing)
+    open_doc(client, test_file.as_uri(), existing)
+    fake_lmstudio.configure(
+        reply="```python\ndef test_perimeter():\n    assert perimeter(1) > 6\n```"
+    )
+    result = await _run(client, "aigents.tests", {"uri": uri, "range": _range(7, 10)})
+    assert result["applied"] is True
+    text = client.documents[test_file.as_uri()]
+    assert text.startswith(existing) and text.rstrip().endswith("assert perimeter(1) > 6")
+    assert "def test_area" in _last_user(_chat_requests(fake_lmstudio)[-1].body)  # it saw them
