@@ -38,6 +38,23 @@ async def _run(client: Any, command: str, argument: dict[str, Any]) -> Any:
     return result if isinstance(result, dict) else json.loads(json.dumps(result, default=vars))
 
 
+async def _actions_for_perimeter(client: Any, uri: str, message: str) -> list[Any]:
+    """The code actions on `perimeter` with one pycodestyle diagnostic in range."""
+    diagnostic = types.Diagnostic(
+        range=types.Range(start=types.Position(8, 4), end=types.Position(8, 5)),
+        message=message,
+        source="pycodestyle",
+    )
+    actions: list[Any] = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(7, 0), end=types.Position(10, 0)),
+            context=types.CodeActionContext(diagnostics=[diagnostic]),
+        )
+    )
+    return actions
+
+
 def _chat_requests(fake: FakeLMStudio) -> list[Any]:
     return [r for r in fake.requests if r.path.endswith("/chat/completions")]
 
@@ -205,17 +222,8 @@ async def test_listing_code_actions_never_calls_the_model(
     session: Any, fake_lmstudio: FakeLMStudio
 ) -> None:
     client, uri = session
-    diagnostic = types.Diagnostic(
-        range=types.Range(start=types.Position(8, 4), end=types.Position(8, 5)),
-        message="E226 missing whitespace around arithmetic operator",
-        source="pycodestyle",
-    )
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(start=types.Position(7, 0), end=types.Position(10, 0)),
-            context=types.CodeActionContext(diagnostics=[diagnostic]),
-        )
+    actions = await _actions_for_perimeter(
+        client, uri, "E226 missing whitespace around arithmetic operator"
     )
     titles = {a.title: a for a in actions}
     assert set(titles) >= {
@@ -329,18 +337,7 @@ async def test_every_code_action_resolves_to_an_edit(
 ) -> None:
     client, uri = session
     fake_lmstudio.configure(reply=REWRITTEN)
-    diagnostic = types.Diagnostic(
-        range=types.Range(start=types.Position(8, 4), end=types.Position(8, 5)),
-        message="E226 missing whitespace",
-        source="pycodestyle",
-    )
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(start=types.Position(7, 0), end=types.Position(10, 0)),
-            context=types.CodeActionContext(diagnostics=[diagnostic]),
-        )
-    )
+    actions = await _actions_for_perimeter(client, uri, "E226 missing whitespace")
     [action] = [a for a in actions if a.title == title]
     resolved = await client.code_action_resolve_async(action)
     assert resolved.edit is not None
