@@ -122,6 +122,13 @@ class Settings(BaseModel):
     completion_timeout: float = Field(
         20.0, gt=0, le=600, description="Seconds after which a completion request gives up."
     )
+    command_timeout: float = Field(
+        300.0,
+        gt=0,
+        le=7200,
+        description="Seconds after which a chat command or code action gives up (the backend "
+        "stream is closed).",
+    )
     debounce_ms: int = Field(
         120, ge=0, le=5000, description="Milliseconds of typing pause before a completion runs."
     )

@@ -82,3 +82,38 @@ async def test_cancel_request_stops_backend_generation(start_server: Any) -> Non
         await until(lambda: fake.state()["disconnects"] >= 1, seconds=10)
         generation = fake.state()["generations"][-1]
         assert generation["sent"] < 60, generation  # the backend stopped generating
+
+
+async def test_slow_backend_times_out_clearly(start_server: Any, fake_lmstudio: Any) -> None:
+    fake_lmstudio.configure(completion_reply="late", reply="late", ttft=5.0)
+    client = await start_server(
+        provider="lmstudio",
+        api_base=fake_lmstudio.base_url,
+        completion_timeout="0.5",
+        command_timeout="1",
+    )
+    uri = "file:///tmp/slow.py"
+    text = "value = "
+    open_doc(client, uri, text)
+    assert await inline(client, uri, end_of(text)) == []
+    await until(lambda: any("no completion after" in m.message for m in client.messages))
+    assert client.statuses[-1]["state"] == "offline"
+    try:
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="aigents.explain",
+                arguments=[
+                    {
+                        "uri": uri,
+                        "range": {
+                            "start": {"line": 0, "character": 0},
+                            "end": {"line": 0, "character": 5},
+                        },
+                    }
+                ],
+            )
+        )
+        raise AssertionError("a command past command_timeout must fail")
+    except Exception as error:
+        assert "command_timeout" in str(error)
+    await until(lambda: fake_lmstudio.disconnects >= 2)  # both streams were closed

@@ -7,6 +7,7 @@ the two methods is advertised is decided at `initialize` from the client's capab
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -18,7 +19,7 @@ from lsprotocol import types
 
 from aigents_lsp.lsp.documents import LineDocument
 from aigents_lsp.lsp.server import AigentsServer
-from aigents_lsp.providers.base import ProviderError
+from aigents_lsp.providers.base import BackendTimeout, ProviderError
 
 if TYPE_CHECKING:
     # The engine (templates, post-processing) loads on the first request, not at start-up.
@@ -176,11 +177,21 @@ async def suggest(
     backend = ls.backend
     try:
         where = await target(ls)
-        async with backend.busy(where.model):
+        async with backend.busy(where.model), asyncio.timeout(ls.settings.completion_timeout):
             suggestion = await ls.completion_engine.complete(request, where)
         backend.mark_ready(where.model)
     except ProviderError as error:
         backend.report_error(error)
+        return None
+    except TimeoutError:
+        backend.report_error(
+            BackendTimeout(
+                f"no completion after {ls.settings.completion_timeout:.0f} s",
+                hint="the backend is slow or busy; raise completion_timeout or use a smaller "
+                "model",
+                base_url=backend.describe_provider(),
+            )
+        )
         return None
     except Exception:  # a bug of ours must not cost the user their editor session
         log.exception("completion failed at %s", uri)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 from pygls.protocol import LanguageServerProtocol
 
 if TYPE_CHECKING:
@@ -159,11 +159,19 @@ async def run_job(
     job = Job(title, ls.protocol.msg_id, task)
     key = ls.jobs.add(job)
     progress = LiveProgress(ls, title, task)
+    timeout = ls.settings.command_timeout
     try:
         await progress.begin()
-        result = await work(progress)
+        async with asyncio.timeout(timeout):
+            result = await work(progress)
         progress.end("done")
         return result
+    except TimeoutError:
+        progress.end("timed out")
+        raise JsonRpcException(
+            message=f"{title}: no answer after {timeout:.0f} s (setting command_timeout); the "
+            "backend may be overloaded or loading a model"
+        ) from None
     except asyncio.CancelledError:
         progress.end("cancelled")
         # An exception the client can be answered with (a bare CancelledError never is).
