@@ -21,6 +21,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.alias_generators import to_camel
 
+from aigents_lsp.paths import user_config_dir
+
 ProviderName = Literal["auto", "lmstudio", "embedded", "openai-compatible"]
 ENV_PREFIX = "AIGENTS_"
 USER_CONFIG_NAME = "config.toml"
@@ -218,15 +220,6 @@ def normalize_keys(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def unknown_keys(raw: Mapping[str, Any]) -> list[str]:
     return [k for k in raw if k.lower() not in _FIELDS]
-
-
-def user_config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME")
-    if base:
-        return Path(base) / "aigents"
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", Path.home())) / "aigents"
-    return Path.home() / ".config" / "aigents"
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from lsprotocol import types
 
 from aigents_lsp.lsp.documents import LineDocument
 from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.paths import user_config_dir
 from aigents_lsp.providers.base import BackendTimeout, ProviderError
 
 if TYPE_CHECKING:
@@ -42,9 +43,7 @@ def early_completion_mode(init_options: Any, roots: list[Path]) -> str:
     """`completion_mode` read without loading the settings model (that would delay the
     `initialize` answer); an invalid value means `auto` here and is reported later."""
     mode: Any = None
-    for path in [Path.home() / ".config" / "aigents" / "config.toml"] + [
-        root / ".aigents.toml" for root in roots
-    ]:
+    for path in [user_config_dir() / "config.toml"] + [root / ".aigents.toml" for root in roots]:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
@@ -187,8 +186,7 @@ async def suggest(
         backend.report_error(
             BackendTimeout(
                 f"no completion after {ls.settings.completion_timeout:.0f} s",
-                hint="the backend is slow or busy; raise completion_timeout or use a smaller "
-                "model",
+                hint="the backend is slow or busy; raise completion_timeout or use a smaller model",
                 base_url=backend.describe_provider(),
             )
         )

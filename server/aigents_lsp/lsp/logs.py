@@ -7,26 +7,18 @@ its logger is kept at WARNING, and its records never go to the editor (that woul
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from aigents_lsp.paths import state_dir
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def default_log_path() -> Path:
-    state = os.environ.get("XDG_STATE_HOME")
-    if state:
-        base = Path(state)
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Logs"
-    elif sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home()))
-    else:
-        base = Path.home() / ".local" / "state"
-    return base / "aigents-lsp" / "aigents-lsp.log"
+    return state_dir() / "aigents-lsp.log"
 
 
 def stats_path() -> Path:

