@@ -320,7 +320,7 @@ async def run_condition(
             language_id="python",
             invoked=True,
             file_path=task.module,
-            related=task.related if with_related else (),
+            related=(lambda related=task.related: related) if with_related else None,
         )
         calls_before = len(provider.calls)
         started = time.perf_counter()

@@ -113,6 +113,7 @@ def rank_snippets(
 
 def build_context(
     request: CompletionRequest,
+    related: Sequence[Snippet],
     context_length: int | None,
     settings: Settings,
     chars_per_token: float = CHARS_PER_TOKEN,
@@ -124,11 +125,11 @@ def build_context(
     budget_chars = int(prompt_budget(context_length, settings) * chars_per_token)
     suffix = _head_lines(request.suffix, int(budget_chars * 0.15)) if uses_suffix else ""
     snippets: list[Snippet] = []
-    if request.related:
+    if related:
         room = int(budget_chars * 0.15)
         around = request.prefix[-600:] + request.suffix[:200]
         local = request.prefix[-budget_chars:] + suffix
-        for path, text in rank_snippets(around, request.related, local, MAX_SNIPPETS):
+        for path, text in rank_snippets(around, related, local, MAX_SNIPPETS):
             if room - len(path) - 8 < 80:
                 break
             fitted = _head_lines(text, room - len(path) - 8)

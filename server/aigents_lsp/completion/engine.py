@@ -53,8 +53,9 @@ class CompletionRequest:
     language_id: str = ""
     invoked: bool = False
     file_path: str | None = None
-    # Snippets of other files (path, text), most relevant first; never ignored/secret files.
-    related: tuple[tuple[str, str], ...] = ()
+    # Snippets of other files (path, text); never ignored/secret files. Given as a function:
+    # only a request that reaches the backend gathers them, not every keystroke.
+    related: Callable[[], tuple[tuple[str, str], ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,10 @@ class CompletionEngine:
                 delay = 0.0 if request.invoked else self.debounce.seconds(request.uri, settings)
                 await self.scheduler.debounce(request.uri, ticket, delay)
                 ratio = await self._chars_per_token(target, request.prefix)
+                related = request.related() if request.related is not None else ()
                 context = build_context(
                     request,
+                    related,
                     target.context_length,
                     settings,
                     ratio,

@@ -142,7 +142,7 @@ def build_request(
         language_id=document.language_id or "",
         invoked=invoked,
         file_path=_relative(ls, document.uri),
-        related=related_snippets(ls, document.uri),
+        related=lambda: related_snippets(ls, document.uri),
     )
     return request, document.to_client(line, column)
 
