@@ -219,3 +219,20 @@ async def test_secret_files_are_never_sent(
     open_doc(client, uri, "API_KEY=", language="dotenv")
     assert await inline(client, uri, types.Position(line=0, character=8)) == []
     assert _completions(fake_lmstudio) == []
+
+
+async def test_other_open_files_are_context_but_never_secret_ones(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    fake_lmstudio.configure(completion_reply="compute_invoice_total(order)")
+    client = await start_server(**_settings(fake_lmstudio))
+    ws = tmp_path / "ws"
+    helper = "def compute_invoice_total(order):\n    return sum(line.price for line in order)\n"
+    open_doc(client, (ws / "billing.py").as_uri(), helper)
+    open_doc(client, (ws / ".env").as_uri(), "INVOICE_API_TOKEN=compute_invoice_total\n")
+    uri = (ws / "main.py").as_uri()
+    open_doc(client, uri, "def report(order):\n    total = \n")
+    await inline(client, uri, types.Position(line=1, character=12))
+    prompt = _completions(fake_lmstudio)[-1].body["prompt"]
+    assert "<|file_sep|>billing.py" in prompt and "sum(line.price" in prompt
+    assert "INVOICE_API_TOKEN" not in prompt
