@@ -85,6 +85,10 @@ def make_client() -> StatusClient:
         # pygls hands unknown notifications over as a namedtuple `Object`
         ls.statuses.append(params if isinstance(params, dict) else params._asdict())
 
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def on_register(ls: StatusClient, params: types.RegistrationParams) -> None:
+        return None  # like an editor: dynamic registrations are accepted
+
     @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
     def on_message_request(
         ls: StatusClient, params: types.ShowMessageRequestParams

@@ -20,7 +20,7 @@ from aigents_lsp.lsp.commands import (
     line_edits_to_workspace_edit,
 )
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
-from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.lsp.server import AigentsServer, expect
 
 if TYPE_CHECKING:
     from aigents_lsp.assist.tasks import TaskName
@@ -191,8 +191,8 @@ def register(server: AigentsServer) -> None:
         types.CodeActionOptions(code_action_kinds=KINDS, resolve_provider=True),
     )
     def code_action(ls: AigentsServer, params: types.CodeActionParams) -> list[types.CodeAction]:
-        return list_actions(ls, params)
+        return list_actions(ls, expect(params, types.CodeActionParams))
 
     @server.feature(types.CODE_ACTION_RESOLVE)
     async def code_action_resolve(ls: AigentsServer, action: types.CodeAction) -> types.CodeAction:
-        return await resolve(ls, action)
+        return await resolve(ls, expect(action, types.CodeAction))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from aigents_lsp.lsp.documents import LineDocument
-from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.lsp.server import AigentsServer, expect
 from aigents_lsp.paths import user_config_dir
 from aigents_lsp.providers.base import BackendTimeout, ProviderError
 
@@ -173,6 +173,8 @@ async def suggest(
     if not ls.context_allowed(uri):
         return None
     request, client_position = build_request(ls, document, position, invoked)
+    if "\x00" in request.prefix[-2000:] or "\x00" in request.suffix[:2000]:
+        return None  # binary content is never sent to a model
     backend = ls.backend
     try:
         where = await target(ls)
@@ -228,6 +230,7 @@ def register(server: AigentsServer) -> None:
     async def inline_completion(
         ls: AigentsServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
+        params = expect(params, types.InlineCompletionParams)
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
         found = await suggest(ls, params.text_document.uri, params.position, invoked)
         if found is None:
@@ -247,6 +250,7 @@ def register(server: AigentsServer) -> None:
     async def completion_items(
         ls: AigentsServer, params: types.CompletionParams
     ) -> types.CompletionList:
+        params = expect(params, types.CompletionParams)
         context = params.context
         invoked = context is None or context.trigger_kind == types.CompletionTriggerKind.Invoked
         found = await suggest(ls, params.text_document.uri, params.position, invoked)

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -274,6 +274,19 @@ class AigentsServer(LanguageServer):
             task.cancel()
         if self._backend is not None:
             await self._backend.aclose()
+
+
+P = TypeVar("P")
+
+
+def expect(params: object, kind: type[P]) -> P:
+    """pygls hands a handler the raw dict when params do not match the method's type:
+    answer that with InvalidParams instead of failing inside the handler."""
+    if not isinstance(params, kind):
+        from pygls.exceptions import JsonRpcInvalidParams
+
+        raise JsonRpcInvalidParams(message=f"invalid params: expected {kind.__name__}")
+    return params
 
 
 def workspace_roots(params: types.InitializeParams) -> list[Path]:
