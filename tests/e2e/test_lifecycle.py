@@ -90,3 +90,13 @@ async def test_absurd_positions_are_answered(start_server: Any) -> None:
     open_doc(client, uri, "x = 1\n")
     for position in (types.Position(line=10_000, character=5), types.Position(0, 10_000)):
         assert await inline(client, uri, position) == []
+
+
+async def test_loopback_http_is_not_warned(start_server: Any) -> None:
+    client = await start_server(
+        provider="openai-compatible", api_base=f"http://127.0.0.1:{free_port()}/v1"
+    )
+    uri = "file:///tmp/local.py"
+    open_doc(client, uri, "x = ")
+    await inline(client, uri, types.Position(line=0, character=4))
+    assert not [m for m in client.messages if "plain http" in m.message]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from aigents_lsp.providers.base import ModelInfo, Provider, ProviderError
 
@@ -29,6 +31,7 @@ Task = Literal["completion", "chat", "embedding"]
 LMSTUDIO_RECHECK_SECONDS = 30.0
 MODEL_INFO_SECONDS = 30.0
 BUSY_AFTER_SECONDS = 0.25
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Backend:
         self._last_probe = 0.0
         self._incident: str | None = None  # the error kind the user was already told about
         self._told_embedded = False
+        self._warned_hosts: set[str] = set()
         self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         self.status = Status(state="starting", provider=self.describe_provider())
 
@@ -204,6 +208,7 @@ class Backend:
         choice = self.settings.provider
         if choice == "embedded":
             return self._embedded_provider()
+        self._warn_if_exposed(self.settings.api_base)
         if choice == "openai-compatible":
             return self._openai_provider()
         lmstudio = self._lmstudio_provider()
@@ -227,6 +232,24 @@ class Backend:
                 "info",
             )
         return embedded
+
+    def _warn_if_exposed(self, base: str) -> None:
+        """Code sent over plain http to another machine can be read on the way: say so once."""
+        parts = urlsplit(base)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "http" or host in _LOOPBACK_NAMES or host in self._warned_hosts:
+            return
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        except ValueError:
+            pass
+        self._warned_hosts.add(host)
+        self._on_notice(
+            f"aigents: your code goes to {host} over plain http (unencrypted). Use https, an "
+            "SSH tunnel, or a server on this machine (aigents.apiBase).",
+            "warning",
+        )
 
     def _lmstudio_provider(self) -> Provider:
         if self._lmstudio is None:
