@@ -117,3 +117,22 @@ async def test_slow_backend_times_out_clearly(start_server: Any, fake_lmstudio: 
     except Exception as error:
         assert "command_timeout" in str(error)
     await until(lambda: fake_lmstudio.disconnects >= 2)  # both streams were closed
+
+
+async def test_status_recovers_by_itself_when_the_backend_returns(start_server: Any) -> None:
+    port = free_port()
+    fake = _fake(port).start()
+    try:
+        client = await start_server(provider="lmstudio", api_base=f"http://127.0.0.1:{port}/v1")
+        uri = "file:///tmp/recover.py"
+        text = "value = "
+        open_doc(client, uri, text)
+        fake.stop()
+        assert await inline(client, uri, end_of(text)) == []
+        await until(lambda: client.statuses[-1]["state"] == "offline")
+        fake = _fake(port).start()
+        # no request from the editor: the server's own health checks notice
+        await until(lambda: client.statuses[-1]["state"] == "ready", seconds=15)
+        assert any("is back" in m.message for m in client.messages)
+    finally:
+        fake.stop()

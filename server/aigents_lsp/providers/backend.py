@@ -31,6 +31,8 @@ Task = Literal["completion", "chat", "embedding"]
 LMSTUDIO_RECHECK_SECONDS = 30.0
 MODEL_INFO_SECONDS = 30.0
 BUSY_AFTER_SECONDS = 0.25
+RECOVERY_FIRST_SECONDS = 1.0  # health checks while the backend is away: 1 s, 2 s, 4 s ... 30 s
+RECOVERY_MAX_SECONDS = 30.0
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -94,6 +96,7 @@ class Backend:
         self._incident: str | None = None  # the error kind the user was already told about
         self._told_embedded = False
         self._warned_hosts: set[str] = set()
+        self._recovery: asyncio.Task[None] | None = None
         self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         self.status = Status(state="starting", provider=self.describe_provider())
 
@@ -127,6 +130,28 @@ class Backend:
             self._on_notice(str(error), "error")
         else:
             log.info("backend still failing (%s): %s", error.kind, error.message)
+        if offline and (self._recovery is None or self._recovery.done()):
+            self._recovery = asyncio.get_running_loop().create_task(self._watch_for_recovery())
+
+    async def _watch_for_recovery(self) -> None:
+        """While the backend is away, check its health with backoff; the status goes back to
+        ready by itself (and the user hears it) when it answers again."""
+        delay = RECOVERY_FIRST_SECONDS
+        while self._incident is not None and self._provider is not None:
+            await asyncio.sleep(delay)
+            provider = self._provider
+            if provider is None or self._incident is None:
+                return
+            try:
+                report = await provider.health()
+            except Exception as exc:  # health must never take the server down
+                log.debug("health check failed: %s", exc)
+                report = None
+            if report is not None and report.ok and self._incident is not None:
+                self._on_notice(f"aigents: {provider.name} at {provider.base_url} is back.", "info")
+                self.mark_ready()
+                return
+            delay = min(delay * 2, RECOVERY_MAX_SECONDS)
 
     @contextlib.asynccontextmanager
     async def busy(self, model: str | None = None) -> AsyncIterator[None]:
@@ -300,6 +325,8 @@ class Backend:
                 log.exception("closing provider %s failed", provider.name)
 
     async def aclose(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
         async with self._lock:
             await self._close_providers()
 
