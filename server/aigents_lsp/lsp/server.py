@@ -44,6 +44,7 @@ class AigentsServer(LanguageServer):
         super().__init__("aigents-lsp", __version__, protocol_cls=AigentsProtocol)
         self.jobs = JobRegistry()
         self._settings: Settings | None = None
+        self._base_settings: Settings | None = None  # files + environment + initOptions
         self._backend: Backend | None = None
         self._startup_problems: list[SettingsProblem] = []
         self.workspace_roots: list[Path] = []
@@ -229,17 +230,27 @@ class AigentsServer(LanguageServer):
         settings, problems = load_settings(self.workspace_roots, extra_layers=extra)
         self._startup_problems += problems
         self._settings = settings
+        self._base_settings = settings
         if self._backend is not None:
             self._backend.settings = settings
 
     async def apply_client_settings(self, values: Any, source: str) -> None:
-        """`workspace/configuration` or `didChangeConfiguration`: merged over the current
-        settings; bad values are reported by name and the last good value stays."""
-        from aigents_lsp.config import SettingsLayer, merge
+        """`workspace/configuration` or `didChangeConfiguration`: the editor's whole section,
+        over files, environment and initializationOptions (so a setting removed in the editor
+        goes back to those); a bad value is reported by name and its last good value stays."""
+        from aigents_lsp.config import Settings, SettingsLayer, merge
 
-        if not isinstance(values, dict) or not values:
+        if not isinstance(values, dict):
             return
-        settings, problems = merge([SettingsLayer(source, values)], self.settings)
+        base = self._base_settings or self.settings
+        settings, problems = merge([SettingsLayer(source, values)], base)
+        kept = {
+            p.field: getattr(self.settings, p.field)
+            for p in problems
+            if p.field in Settings.model_fields
+        }
+        if kept:
+            settings = settings.model_copy(update=kept)
         self.report_settings_problems(problems)
         if settings != self.settings:
             log.info("settings changed (%s)", source)
