@@ -1,0 +1,347 @@
+--- User commands: each one sends a `workspace/executeCommand` with `show = false` and renders
+--- the result itself; edits arrive through `workspace/applyEdit`, applied by Neovim.
+local config = require('aigents.config')
+local answer = require('aigents.answer')
+
+local M = {}
+
+local api = vim.api
+
+---@return vim.lsp.Client?
+local function client_or_warn(bufnr)
+  local client = require('aigents').client(bufnr)
+  if not client then
+    vim.notify(
+      'aigents: no aigents-lsp client for this buffer (see :checkhealth aigents)',
+      vim.log.levels.WARN
+    )
+  end
+  return client
+end
+
+--- LSP character offset of byte column `col` on line `row` (0-based).
+local function lsp_character(bufnr, row, col, encoding)
+  local line = api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+  return vim.str_utfindex(line, encoding, math.min(col, #line), false)
+end
+
+---@class aigents.CommandRange
+---@field range integer 0: no range given, 1 or 2: lines line1..line2
+---@field line1 integer
+---@field line2 integer
+
+--- The LSP range a command applies to: the visual selection (character-wise if it was), the
+--- given lines, or (`cursor_only`) an empty range at the cursor, else the current line.
+---@param bufnr integer
+---@param encoding string
+---@param opts aigents.CommandRange
+---@param cursor_only? boolean an empty range: the server takes the function around it
+---@return lsp.Range, integer first row, integer last row (0-based)
+function M.range(bufnr, encoding, opts, cursor_only)
+  local line_count = api.nvim_buf_line_count(bufnr)
+  if opts.range == 0 then
+    local row, col = unpack(api.nvim_win_get_cursor(0))
+    row = row - 1
+    if cursor_only then
+      local position = { line = row, character = lsp_character(bufnr, row, col, encoding) }
+      return { start = position, ['end'] = position }, row, row
+    end
+    opts = { range = 2, line1 = row + 1, line2 = row + 1 }
+  end
+  local first, last = opts.line1 - 1, opts.line2 - 1
+  local vstart, vend = vim.fn.getpos("'<"), vim.fn.getpos("'>")
+  if vim.fn.visualmode() == 'v' and vstart[2] == opts.line1 and vend[2] == opts.line2 then
+    local last_line = api.nvim_buf_get_lines(bufnr, last, last + 1, false)[1] or ''
+    local end_col = math.min(vend[3], #last_line) -- '> is on the last byte... of its character
+    if end_col > 0 and end_col < #last_line then
+      end_col = end_col + (vim.str_utf_end(last_line, end_col) or 0)
+    end
+    return {
+      start = { line = first, character = lsp_character(bufnr, first, vstart[3] - 1, encoding) },
+      ['end'] = { line = last, character = lsp_character(bufnr, last, end_col, encoding) },
+    },
+      first,
+      last
+  end
+  local stop ---@type lsp.Position
+  if last + 1 < line_count then
+    stop = { line = last + 1, character = 0 }
+  else
+    stop = { line = last, character = lsp_character(bufnr, last, math.huge, encoding) }
+  end
+  return { start = { line = first, character = 0 }, ['end'] = stop }, first, last
+end
+
+--- LSP diagnostics (from any server) on rows first..last.
+---@param bufnr integer
+---@param first integer
+---@param last integer
+---@param encoding string
+---@return lsp.Diagnostic[]
+function M.diagnostics(bufnr, first, last, encoding)
+  local found = {}
+  for _, d in ipairs(vim.diagnostic.get(bufnr)) do
+    local end_lnum = d.end_lnum or d.lnum
+    if d.lnum <= last and end_lnum >= first then
+      local lsp = d.user_data and d.user_data.lsp
+      if type(lsp) == 'table' and lsp.range then
+        found[#found + 1] = lsp
+      else
+        found[#found + 1] = {
+          range = {
+            start = { line = d.lnum, character = lsp_character(bufnr, d.lnum, d.col, encoding) },
+            ['end'] = {
+              line = end_lnum,
+              character = lsp_character(bufnr, end_lnum, d.end_col or d.col, encoding),
+            },
+          },
+          message = d.message,
+          source = d.source,
+          severity = d.severity,
+          code = d.code,
+        }
+      end
+    end
+  end
+  return found
+end
+
+--- Run an aigents.* command; `on_result(result)` on success, errors are notified.
+---@param client vim.lsp.Client
+---@param bufnr integer
+---@param command string
+---@param argument table
+---@param on_result fun(result: table)
+function M.execute(client, bufnr, command, argument, on_result)
+  argument.show = false
+  client:request('workspace/executeCommand', { command = command, arguments = { argument } }, function(err, result)
+    if err then
+      if err.code == -32800 then
+        vim.notify('aigents: ' .. command .. ' cancelled', vim.log.levels.INFO)
+      else
+        vim.notify('aigents: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      end
+      return
+    end
+    on_result(type(result) == 'table' and result or {})
+  end, bufnr)
+end
+
+--- What an editing command reports when it is done.
+---@param what string
+---@param result table
+local function report_edit(what, result)
+  local model = result.model and (' (' .. result.model .. ')') or ''
+  if result.applied == true then
+    vim.notify(('aigents: %s applied%s'):format(what, model), vim.log.levels.INFO)
+  else
+    vim.notify(('aigents: %s not applied'):format(what), vim.log.levels.WARN)
+    if result.markdown and result.markdown ~= '' then
+      answer.show('aigents: ' .. what, result.markdown)
+    end
+  end
+end
+
+---@param name "explain"|"edit"|"fix"|"docstring"|"tests"
+---@param opts aigents.CommandRange
+---@param extra? table more fields of the argument
+local function run(name, opts, extra)
+  local bufnr = api.nvim_get_current_buf()
+  local client = client_or_warn(bufnr)
+  if not client then
+    return
+  end
+  local cursor_only = name == 'docstring' or name == 'tests'
+  local range, first, last = M.range(bufnr, client.offset_encoding, opts, cursor_only)
+  local argument = vim.tbl_extend('force', { uri = vim.uri_from_bufnr(bufnr), range = range }, extra or {})
+  if name == 'fix' then
+    argument.diagnostics = M.diagnostics(bufnr, first, last, client.offset_encoding)
+    if #argument.diagnostics == 0 then
+      vim.notify('aigents: no diagnostics to fix here', vim.log.levels.WARN)
+      return
+    end
+  end
+  M.execute(client, bufnr, 'aigents.' .. name, argument, function(result)
+    if name == 'explain' then
+      answer.show('aigents: explain', result.markdown or '')
+    elseif name == 'tests' then
+      report_edit('tests', result)
+      if result.applied and result.file then
+        vim.cmd('split ' .. vim.fn.fnameescape(result.file))
+      end
+    else
+      report_edit(name, result)
+    end
+  end)
+end
+
+function M.explain(opts)
+  run('explain', opts)
+end
+
+function M.edit(opts)
+  local function go(instruction)
+    run('edit', opts, instruction and instruction ~= '' and { instruction = instruction } or nil)
+  end
+  if opts.args and opts.args ~= '' then
+    return go(opts.args)
+  end
+  -- keep the range: vim.ui.input may be asynchronous
+  local saved = { range = opts.range, line1 = opts.line1, line2 = opts.line2 }
+  vim.ui.input({ prompt = 'Edit instruction (empty: choose): ' }, function(input)
+    if input ~= nil then
+      opts = saved
+      go(input)
+    end
+  end)
+end
+
+function M.fix(opts)
+  run('fix', opts)
+end
+
+function M.docstring(opts)
+  run('docstring', opts)
+end
+
+function M.tests(opts)
+  run('tests', opts)
+end
+
+--- The chat so far: what was asked and answered, and the server's conversation to continue.
+M.chat_state = { turns = {}, conversation = nil }
+
+local function render_chat()
+  local parts = {}
+  for _, turn in ipairs(M.chat_state.turns) do
+    parts[#parts + 1] = '## You\n\n' .. turn.question .. '\n\n## aigents\n\n' .. (turn.answer or '_…_')
+  end
+  answer.show('aigents: chat', table.concat(parts, '\n\n'), 'chat')
+end
+
+function M.chat(opts)
+  if opts.bang then
+    M.chat_state = { turns = {}, conversation = nil }
+  end
+  local bufnr = api.nvim_get_current_buf()
+  local client = client_or_warn(bufnr)
+  if not client then
+    return
+  end
+  local argument = {}
+  if opts.range > 0 and vim.bo[bufnr].buftype == '' then
+    argument.uri = vim.uri_from_bufnr(bufnr)
+    argument.range = M.range(bufnr, client.offset_encoding, opts)
+  end
+  local function ask(question)
+    if not question or question == '' then
+      return
+    end
+    argument.question = question
+    argument.conversation = M.chat_state.conversation
+    local turn = { question = question }
+    table.insert(M.chat_state.turns, turn)
+    render_chat()
+    M.execute(client, bufnr, 'aigents.chat', argument, function(result)
+      turn.answer = result.markdown or ''
+      M.chat_state.conversation = result.conversation
+      render_chat()
+    end)
+  end
+  if opts.args and opts.args ~= '' then
+    return ask(opts.args)
+  end
+  vim.ui.input({ prompt = 'Ask aigents: ' }, ask)
+end
+
+function M.cancel()
+  local client = client_or_warn(api.nvim_get_current_buf())
+  if client then
+    client:request('workspace/executeCommand', { command = 'aigents.cancel', arguments = { vim.empty_dict() } }, function(_, result)
+      vim.notify(('aigents: cancelled %d command(s)'):format(result and result.cancelled or 0))
+    end)
+  end
+end
+
+--- The command line that lists models: the configured server command + `models --json`.
+---@return string[]?
+local function models_cmd()
+  local cmd = config.options.cmd or vim.lsp.config.aigents and vim.lsp.config.aigents.cmd
+  if type(cmd) ~= 'table' or #cmd == 0 then
+    cmd = { 'aigents-lsp' }
+  end
+  if vim.fn.executable(cmd[1]) ~= 1 then
+    return nil
+  end
+  return vim.list_extend(vim.deepcopy(cmd), { 'models', '--json' })
+end
+
+--- Use `model` for every task: sent as the setting `model` (workspace/didChangeConfiguration).
+---@param model string
+function M.set_model(model)
+  config.options.settings = config.options.settings or {}
+  config.options.settings.model = model
+  for _, client in ipairs(vim.lsp.get_clients({ name = 'aigents' })) do
+    client.settings = client.settings or {}
+    local section = type(client.settings.aigents) == 'table' and client.settings.aigents or {}
+    section = vim.tbl_extend('force', section, { model = model })
+    client.settings.aigents = section
+    client:notify('workspace/didChangeConfiguration', { settings = client.settings })
+  end
+  vim.notify('aigents: model set to ' .. model)
+end
+
+function M.model(opts)
+  if opts and opts.args and opts.args ~= '' then
+    return M.set_model(opts.args)
+  end
+  local cmd = models_cmd()
+  if not cmd then
+    vim.notify('aigents: cannot list models (aigents-lsp not found); use :AigentsModel {id}', vim.log.levels.WARN)
+    return
+  end
+  vim.system(cmd, { text = true }, function(done)
+    vim.schedule(function()
+      local ok, models = pcall(vim.json.decode, done.stdout or '')
+      if done.code ~= 0 or not ok or type(models) ~= 'table' or #models == 0 then
+        local why = vim.trim(done.stderr or '') ~= '' and vim.trim(done.stderr) or 'no models'
+        vim.notify('aigents: cannot list models: ' .. why, vim.log.levels.WARN)
+        return
+      end
+      vim.ui.select(models, {
+        prompt = 'aigents model:',
+        format_item = function(m)
+          return ('%s  [%s, %s]'):format(m.id, m.type or '?', m.state or '?')
+        end,
+      }, function(choice)
+        if choice then
+          M.set_model(choice.id)
+        end
+      end)
+    end)
+  end)
+end
+
+function M.status()
+  vim.notify(require('aigents.status').describe())
+end
+
+--- Define the :Aigents* user commands.
+function M.create()
+  local function define(name, fn, spec)
+    api.nvim_create_user_command(name, function(opts)
+      fn(opts)
+    end, vim.tbl_extend('force', { force = true }, spec))
+  end
+  define('AigentsExplain', M.explain, { range = true, desc = 'aigents: explain the selection or line' })
+  define('AigentsEdit', M.edit, { range = true, nargs = '*', desc = 'aigents: rewrite as instructed' })
+  define('AigentsFix', M.fix, { range = true, desc = 'aigents: fix the diagnostics here' })
+  define('AigentsDocstring', M.docstring, { range = true, desc = 'aigents: add a docstring' })
+  define('AigentsTests', M.tests, { range = true, desc = 'aigents: write tests' })
+  define('AigentsChat', M.chat, { range = true, nargs = '*', bang = true, desc = 'aigents: chat (! starts over)' })
+  define('AigentsModel', M.model, { nargs = '?', desc = 'aigents: choose the model' })
+  define('AigentsStatus', M.status, { desc = 'aigents: server status' })
+  define('AigentsCancel', M.cancel, { desc = 'aigents: cancel running commands' })
+end
+
+return M
