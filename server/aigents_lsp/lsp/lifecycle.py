@@ -43,6 +43,7 @@ def register(server: AigentsServer) -> None:
         ls.report_settings_problems()
         ls.send_status(ls.backend.status)
         await pull_configuration(ls)
+        ls.run_task(ls.backend.probe(), "backend-probe")
         workspace = ls.client_capabilities.workspace
         change = workspace.did_change_configuration if workspace else None
         if change and change.dynamic_registration:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from aigents_lsp.providers.base import ModelInfo, Provider, ProviderError
+from aigents_lsp.providers.base import BackendUnavailable, ModelInfo, Provider, ProviderError
 
 if TYPE_CHECKING:
     from aigents_lsp.config import Settings
@@ -201,6 +201,30 @@ class Backend:
             return configured
         provider = await self.provider()
         return await provider.resolve_model(task)
+
+    async def probe(self) -> None:
+        """At start-up: pick the provider and check it answers, so the status says `ready`
+        (or why not) before the first request. Never starts the embedded engine."""
+        try:
+            provider = await self.provider()
+            report = await provider.health()
+        except ProviderError as error:
+            self.report_error(error)
+            return
+        if report.ok:
+            model = self.settings.model_for("completion")
+            if model is None:
+                try:
+                    model = await provider.resolve_model("completion")
+                except ProviderError:
+                    model = None
+            self.mark_ready(model)
+        else:
+            self.report_error(
+                BackendUnavailable(
+                    report.message or "the backend does not answer", base_url=provider.base_url
+                )
+            )
 
     async def model_info(self, model: str | None) -> ModelInfo | None:
         """What the provider says of a model (arch, context length), cached for a while;
