@@ -17,10 +17,12 @@ from aigents_lsp.lsp.commands import (
     COMMANDS,
     ask_instruction,
     build_request,
-    line_edits_to_workspace_edit,
+    run_task,
+    with_test_target,
 )
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
 from aigents_lsp.lsp.server import AigentsServer, expect
+from aigents_lsp.lsp.workspace_edits import line_edits_to_workspace_edit, tests_edit
 
 if TYPE_CHECKING:
     from aigents_lsp.assist.tasks import TaskName
@@ -168,11 +170,9 @@ async def resolve(ls: AigentsServer, action: types.CodeAction) -> types.CodeActi
     request, document = build_request(ls, task, arg, whole_block=whole_block)
 
     async def work(progress: LiveProgress) -> types.CodeAction:
-        from aigents_lsp.lsp.commands import _with_test_target, run_task, tests_edit
-
         nonlocal request
         if task == "tests" and document is not None:
-            request = _with_test_target(ls, request, document)
+            request = with_test_target(ls, request, document)
         result = await run_task(ls, request, progress)
         if task == "tests" and result.file_text:
             action.edit, _ = tests_edit(ls, request, result.file_text)

@@ -1,0 +1,108 @@
+"""Assist results as LSP workspace edits: minimal line edits (versioned, annotated for
+confirmation where the client supports it) and new or extended test files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from aigents_lsp.lsp.documents import LineDocument
+from aigents_lsp.lsp.server import AigentsServer
+
+if TYPE_CHECKING:
+    from aigents_lsp.assist.edits import LineEdit
+    from aigents_lsp.assist.tasks import AssistRequest
+
+
+def line_edits_to_workspace_edit(
+    ls: AigentsServer, document: LineDocument, edits: list[LineEdit], model: str | None
+) -> types.WorkspaceEdit:
+    """Minimal line edits as a `WorkspaceEdit`, versioned, with a change annotation asking for
+    confirmation where the client supports it."""
+    workspace = ls.client_capabilities.workspace
+    caps = workspace.workspace_edit if workspace else None
+    annotate = bool(caps and caps.change_annotation_support)
+    text_edits: list[types.TextEdit | types.AnnotatedTextEdit] = []
+    for edit in edits:
+        rng, new_text = _line_edit_range(document, edit)
+        if annotate:
+            text_edits.append(
+                types.AnnotatedTextEdit(range=rng, new_text=new_text, annotation_id="aigents")
+            )
+        else:
+            text_edits.append(types.TextEdit(range=rng, new_text=new_text))
+    if not (caps and caps.document_changes):
+        plain = [types.TextEdit(range=e.range, new_text=e.new_text) for e in text_edits]
+        return types.WorkspaceEdit(changes={document.uri: plain})
+    annotations = None
+    if annotate:
+        annotations = {
+            "aigents": types.ChangeAnnotation(
+                label=f"AI edit ({model or 'model'})",
+                needs_confirmation=True,
+                description="Proposed by aigents-lsp",
+            )
+        }
+    identifier = types.OptionalVersionedTextDocumentIdentifier(
+        uri=document.uri, version=document.version
+    )
+    return types.WorkspaceEdit(
+        document_changes=[types.TextDocumentEdit(text_document=identifier, edits=text_edits)],
+        change_annotations=annotations,
+    )
+
+
+def _line_edit_range(document: LineDocument, edit: LineEdit) -> tuple[types.Range, str]:
+    """Document lines [start, end) replaced by `edit.lines`, as a range and a text, in the
+    document's line ending; the last line may lack a newline."""
+    lines = document.lines
+    ending = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    start = types.Position(line=edit.start, character=0)
+    if edit.end < len(lines) or not lines or lines[-1].endswith(("\n", "\r")):
+        end = types.Position(line=edit.end, character=0)
+        return types.Range(start=start, end=end), "".join(x + ending for x in edit.lines)
+    # The edit reaches the last line, which has no newline: keep it that way.
+    last = len(lines) - 1
+    end = document.to_client(last, len(lines[last]))
+    text = ending.join(edit.lines)
+    if edit.start > last:  # appending after the last line
+        start = end
+        text = ending + text
+    return types.Range(start=start, end=end), text
+
+
+def tests_edit(
+    ls: AigentsServer, request: AssistRequest, code: str
+) -> tuple[types.WorkspaceEdit, str]:
+    """Create the test file with the tests, or append them to the existing one."""
+    root = ls.workspace_roots[0] if ls.workspace_roots else Path.cwd()
+    target = root / (request.test_path or "test_generated.py")
+    uri = target.as_uri()
+    text = code.rstrip("\n") + "\n"
+    if request.existing_tests is not None:
+        existing = request.existing_tests
+        line = existing.count("\n")
+        column = len(existing.rsplit("\n", 1)[-1])
+        at = types.Position(line=line, character=column)
+        prefix = "" if existing.endswith("\n") or not existing else "\n"
+        insert = types.TextEdit(range=types.Range(start=at, end=at), new_text=prefix + "\n" + text)
+        return types.WorkspaceEdit(
+            document_changes=[
+                types.TextDocumentEdit(
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri),
+                    edits=[insert],
+                )
+            ]
+        ), str(target)
+    start = types.Position(line=0, character=0)
+    return types.WorkspaceEdit(
+        document_changes=[
+            types.CreateFile(uri=uri, options=types.CreateFileOptions(ignore_if_exists=True)),
+            types.TextDocumentEdit(
+                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri),
+                edits=[types.TextEdit(range=types.Range(start=start, end=start), new_text=text)],
+            ),
+        ]
+    ), str(target)
