@@ -177,9 +177,10 @@ async def suggest(
         return None  # binary content is never sent to a model
     backend = ls.backend
     try:
-        where = await target(ls)
-        async with backend.busy(where.model), asyncio.timeout(ls.settings.completion_timeout):
-            suggestion = await ls.completion_engine.complete(request, where)
+        async with asyncio.timeout(ls.settings.completion_timeout):
+            where = await target(ls)
+            async with backend.busy(where.model):
+                suggestion = await ls.completion_engine.complete(request, where)
         backend.mark_ready(where.model)
     except ProviderError as error:
         backend.report_error(error)

@@ -30,6 +30,7 @@ Task = Literal["completion", "chat", "embedding"]
 # How often `auto` looks for LM Studio again while the embedded engine serves.
 LMSTUDIO_RECHECK_SECONDS = 30.0
 MODEL_INFO_SECONDS = 30.0
+MODEL_INFO_TIMEOUT_SECONDS = 3.0
 BUSY_AFTER_SECONDS = 0.25
 RECOVERY_FIRST_SECONDS = 1.0  # health checks while the backend is away: 1 s, 2 s, 4 s ... 30 s
 RECOVERY_MAX_SECONDS = 30.0
@@ -130,7 +131,10 @@ class Backend:
             self._on_notice(str(error), "error")
         else:
             log.info("backend still failing (%s): %s", error.kind, error.message)
-        if offline and (self._recovery is None or self._recovery.done()):
+        # Health checks decide recovery only when nothing answered at all: a backend that is
+        # slow to generate still answers them, and would be declared back at once.
+        down = error.kind == "server_down"
+        if down and (self._recovery is None or self._recovery.done()):
             self._recovery = asyncio.get_running_loop().create_task(self._watch_for_recovery())
 
     async def _watch_for_recovery(self) -> None:
@@ -237,8 +241,10 @@ class Backend:
         if cached is not None and now - cached[0] < MODEL_INFO_SECONDS:
             return cached[1]
         try:
-            models = await provider.list_models()
-        except ProviderError as error:
+            # Metadata only: never let a stuck model list hold up a request.
+            async with asyncio.timeout(MODEL_INFO_TIMEOUT_SECONDS):
+                models = await provider.list_models()
+        except (ProviderError, TimeoutError) as error:
             log.debug("model list unavailable: %s", error)
             models = []
         found = next((m for m in models if m.id == model), None)
