@@ -129,19 +129,6 @@ def _history(value: Any) -> tuple[ChatMessage, ...]:
     return tuple(history)
 
 
-def relative_path(ls: AigentsServer, uri: str) -> str | None:
-    from pygls.uris import to_fs_path
-
-    fs = to_fs_path(uri)
-    if not fs:
-        return None
-    path = Path(fs)
-    for root in ls.workspace_roots:
-        if path.is_relative_to(root):
-            return path.relative_to(root).as_posix()
-    return path.name
-
-
 def build_request(
     ls: AigentsServer, task: TaskName, arg: dict[str, Any], *, whole_block: bool = False
 ) -> tuple[AssistRequest, LineDocument | None]:
@@ -175,7 +162,7 @@ def build_request(
         task,
         code=code,
         language=document.language_id or "",
-        file_path=relative_path(ls, document.uri),
+        file_path=ls.relative_path(document.uri),
         first_line=first,
         before=before,
         after=after,

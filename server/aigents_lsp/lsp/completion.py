@@ -84,31 +84,14 @@ def choose_methods(ls: AigentsServer, params: types.InitializeParams, roots: lis
 # --- requests ------------------------------------------------------------------------------------
 
 
-def _relative(ls: AigentsServer, uri: str) -> str | None:
-    path = _path(uri)
-    if path is None:
-        return None
-    for root in ls.workspace_roots:
-        try:
-            return str(path.relative_to(root))
-        except ValueError:
-            continue
-    return path.name
-
-
-def _path(uri: str) -> Path | None:
-    from pygls.uris import to_fs_path
-
-    fs = to_fs_path(uri)
-    return Path(fs) if fs else None
-
-
 def related_snippets(ls: AigentsServer, current: str) -> tuple[tuple[str, str], ...]:
     """Text of other open documents around their latest edits, newest first; never of
     ignored or secret files."""
     snippets: list[tuple[str, str]] = []
     for uri in reversed(list(ls.recent_edits)):
-        if uri == current or len(snippets) >= RELATED_DOCUMENTS:
+        if len(snippets) >= RELATED_DOCUMENTS:
+            break
+        if uri == current:
             continue
         if not ls.context_allowed(uri):
             continue
@@ -119,7 +102,7 @@ def related_snippets(ls: AigentsServer, current: str) -> tuple[tuple[str, str], 
         start = max(0, line - RELATED_LINES // 2)
         text = "".join(document.lines[start : start + RELATED_LINES])
         if text.strip():
-            snippets.append((_relative(ls, uri) or uri, text))
+            snippets.append((ls.relative_path(uri) or uri, text))
     return tuple(snippets)
 
 
@@ -141,7 +124,7 @@ def build_request(
         column=column,
         language_id=document.language_id or "",
         invoked=invoked,
-        file_path=_relative(ls, document.uri),
+        file_path=ls.relative_path(document.uri),
         related=lambda: related_snippets(ls, document.uri),
     )
     return request, document.to_client(line, column)

@@ -138,6 +138,20 @@ class AigentsServer(LanguageServer):
             self.workspace_roots, ignore=self.ignore_rules, open_documents=open_documents
         )
 
+    def relative_path(self, uri: str) -> str | None:
+        """A document's path relative to its workspace folder (POSIX), as models see it; the
+        file name outside the workspace; None for documents without a file."""
+        from pygls.uris import to_fs_path
+
+        fs = to_fs_path(uri)
+        if not fs:
+            return None
+        path = Path(fs)
+        for root in self.workspace_roots:
+            if path.is_relative_to(root):
+                return path.relative_to(root).as_posix()
+        return path.name
+
     def context_allowed(self, uri: str) -> bool:
         """May this document's text go to a model? Never for ignored or secret files.
         Documents without a file (untitled buffers) are allowed."""
