@@ -99,6 +99,8 @@ class Backend:
         self._warned_hosts: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
         self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
+        # Session choices (`aigents.setModel`) over the settings, until the setting changes.
+        self.model_overrides: dict[Task, str] = {}
         self.status = Status(state="starting", provider=self.describe_provider())
 
     # --- status ---------------------------------------------------------------------------
@@ -181,6 +183,9 @@ class Backend:
     async def update_settings(self, settings: Settings) -> None:
         """Apply new settings; connections are rebuilt only when connection settings changed."""
         changed = _connection_key(settings) != _connection_key(self.settings)
+        for task in list(self.model_overrides):
+            if settings.model_for(task) != self.settings.model_for(task):
+                del self.model_overrides[task]  # the user chose again, in the settings
         self.settings = settings
         if changed:
             async with self._lock:
@@ -199,8 +204,9 @@ class Backend:
             return self._provider
 
     async def model_for(self, task: Task) -> str | None:
-        """The model id for a task: the configured one, else what the provider picks."""
-        configured = self.settings.model_for(task)
+        """The model id for a task: the session's choice, the configured one, else what the
+        provider picks."""
+        configured = self.model_overrides.get(task) or self.settings.model_for(task)
         if configured:
             return configured
         provider = await self.provider()
@@ -216,7 +222,7 @@ class Backend:
             self.report_error(error)
             return
         if report.ok:
-            model = self.settings.model_for("completion")
+            model = self.model_overrides.get("completion") or self.settings.model_for("completion")
             if model is None:
                 try:
                     model = await provider.resolve_model("completion")
