@@ -14,6 +14,8 @@ As a process (for end-to-end tests in another process)::
     python -m tests.fakes.lmstudio_server --port 0
     -> LISTENING http://127.0.0.1:PORT
     -> CONTROL http://127.0.0.1:CPORT
+    POST /api/v1/models/load {"model": ...}                # blocks `load_delay` s (state
+                                                          # "loading"); `load_failure` fails it
     POST {CONTROL}/__control {"context_overflow": true}   # any Behaviour field, "refused",
                                                           # or "reset": true
     GET  {CONTROL}/__control -> {"disconnects": ..., "requests": [...], "generations": [...]}
@@ -113,6 +115,9 @@ class Behaviour:
     load_delay: float = 0.0
     context_length: int | None = None  # overflow when the prompt (~chars/4) exceeds it
     native_api: bool = True  # /api/v0 and /api/v1 routes exist
+    api_v1: bool = True  # LM Studio 0.4+: /api/v1/models, /api/v1/models/load and /unload
+    auto_evict: bool = True  # a just-in-time load unloads the previous just-in-time model
+    load_failure: str | None = None  # POST /api/v1/models/load fails with this reason
     # faults
     auth_required: bool = False
     auth_token: str = DEFAULT_TOKEN
@@ -185,6 +190,7 @@ class FakeLMStudio:
         self.generations: list[Generation] = []
         self.disconnects = 0
         self.refused = False
+        self.jit_loaded: list[str] = []  # models loaded just in time, oldest first
         self._lock = threading.RLock()
         self._slots: tuple[int, threading.Semaphore] | None = None
         self._stopping = threading.Event()
@@ -287,6 +293,7 @@ class FakeLMStudio:
             self.requests.clear()
             self.generations.clear()
             self.disconnects = 0
+            self.jit_loaded.clear()
         self.accept()
 
     def paths(self) -> list[str]:
@@ -303,6 +310,7 @@ class FakeLMStudio:
             return {
                 "disconnects": self.disconnects,
                 "refused": self.refused,
+                "jit_loaded": list(self.jit_loaded),
                 "requests": [dataclasses.asdict(r) for r in self.requests],
                 "generations": [dataclasses.asdict(g) for g in self.generations],
             }
@@ -486,8 +494,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"object": "list", "data": self._v0_models(b)})
         elif method == "GET" and path.startswith("/api/v0/models/") and native:
             self._v0_model(b, unquote(path.removeprefix("/api/v0/models/")))
-        elif method == "GET" and path == "/api/v1/models" and native:
+        elif method == "GET" and path == "/api/v1/models" and native and b.api_v1:
             self._send_json(200, {"models": [wire.api_v1_model(m) for m in self._v0_models(b)]})
+        elif method == "POST" and path == "/api/v1/models/load" and native and b.api_v1:
+            self._load(b, request)
+        elif method == "POST" and path == "/api/v1/models/unload" and native and b.api_v1:
+            self._unload(b, request)
         elif method == "POST" and path in ("/v1/chat/completions", "/api/v0/chat/completions"):
             _Generation(self, b, request, "chat", native).run()
         elif method == "POST" and path in ("/v1/completions", "/api/v0/completions"):
@@ -585,12 +597,88 @@ class _Handler(BaseHTTPRequestHandler):
                     return None, wire.invalid_model(str(requested), known)
                 entry["state"] = "loaded"  # loaded just in time
                 entry["loaded_context_length"] = min(4096, entry.get("max_context_length") or 4096)
+                self._just_in_time(b, entry)
                 loading = b.load_delay
             else:
                 loading = 0.0
         if loading:
             time.sleep(loading)
         return entry, None
+
+    def _just_in_time(self, b: Behaviour, entry: dict[str, Any]) -> None:
+        """Record a just-in-time load; with auto-evict, unload the previous JIT model."""
+        fake = self.server.fake
+        if b.auto_evict:
+            for model in b.models:
+                if model["id"] in fake.jit_loaded and model is not entry:
+                    model["state"] = "not-loaded"
+                    model.pop("loaded_context_length", None)
+            fake.jit_loaded.clear()
+        fake.jit_loaded.append(entry["id"])
+
+    def _load(self, b: Behaviour, request: dict[str, Any]) -> None:
+        """`POST /api/v1/models/load`: blocks while loading (state `loading`), then answers
+        like LM Studio 0.4; not a JIT load, so nothing is auto-evicted."""
+        fake = self.server.fake
+        requested = request.get("model")
+        with fake._lock:
+            entry = next((m for m in b.models if m["id"] == requested), None)
+            if not isinstance(requested, str) or entry is None:
+                self._send_json(
+                    400, wire.invalid_model(str(requested), [m["id"] for m in b.models])
+                )
+                return
+            previous = entry["state"]
+            entry["state"] = "loading"
+            entry.pop("loaded_context_length", None)
+        started = time.monotonic()
+        # LM Studio finishes a load even when the client leaves.
+        while time.monotonic() - started < b.load_delay and not fake._stopping.is_set():
+            time.sleep(0.01)
+        with fake._lock:
+            if b.load_failure is not None:
+                entry["state"] = "not-loaded" if previous != "loaded" else previous
+                failed = True
+            else:
+                entry["state"] = "loaded"
+                context = request.get("context_length")
+                entry["loaded_context_length"] = (
+                    context
+                    if isinstance(context, int)
+                    else min(4096, entry.get("max_context_length") or 4096)
+                )
+                if entry["id"] in fake.jit_loaded:
+                    fake.jit_loaded.remove(entry["id"])
+                failed = False
+        if failed:
+            self._send_json(400, wire.load_failed(requested, b.load_failure or ""))
+            return
+        answer: dict[str, Any] = {
+            "type": "embedding" if entry["type"] == "embeddings" else "llm",
+            "instance_id": requested,
+            "load_time_seconds": round(time.monotonic() - started, 3),
+            "status": "loaded",
+        }
+        if request.get("echo_load_config"):
+            answer["load_config"] = {"context_length": entry["loaded_context_length"]}
+        self._send_json(200, answer)
+
+    def _unload(self, b: Behaviour, request: dict[str, Any]) -> None:
+        fake = self.server.fake
+        instance = request.get("instance_id")
+        with fake._lock:
+            entry = next(
+                (m for m in b.models if m["id"] == instance and m["state"] == "loaded"), None
+            )
+            if entry is not None:
+                entry["state"] = "not-loaded"
+                entry.pop("loaded_context_length", None)
+                if entry["id"] in fake.jit_loaded:
+                    fake.jit_loaded.remove(entry["id"])
+        if entry is None:
+            self._send_json(400, wire.invalid_model(str(instance), [m["id"] for m in b.models]))
+            return
+        self._send_json(200, {"instance_id": instance})
 
     # --- embeddings -----------------------------------------------------------------------
 
