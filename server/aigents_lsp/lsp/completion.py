@@ -284,15 +284,19 @@ def register(server: AigentsServer) -> None:
 
     @server.command(STATS_COMMAND)
     def stats(ls: AigentsServer, *args: Any) -> dict[str, Any]:
-        """Local completion metrics (also shown in the editor as a message)."""
+        """Local completion metrics (also shown in the editor as a message), and what the
+        process holds (`runtime`: tasks, sockets, HTTP connections, memory)."""
         snapshot = ls.completion_engine.metrics.snapshot()
         ls.persist_stats()
         summary = ", ".join(
             f"{k.replace('_', ' ')} {v}" for k, v in snapshot.items() if v is not None
         )
         ls.notify_user(f"aigents completion stats: {summary}", "info")
+        from aigents_lsp.lsp.runtime import runtime_counters
+
         return {
             "completion": snapshot,
             "since": ls.started_at,
             "uptime_s": round(time.time() - ls.started_at, 1),
+            "runtime": runtime_counters(ls),
         }

@@ -30,7 +30,28 @@ REPORT_EVERY_SECONDS = 0.15  # live text is sent at most this often
 
 
 class AigentsProtocol(LanguageServerProtocol):
-    """pygls' protocol, plus: `$/cancelRequest` also cancels our tracked command jobs."""
+    """pygls' protocol, plus: `$/cancelRequest` also cancels our tracked command jobs, and
+    finished handlers are forgotten."""
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        # pygls files the future of every async or generator handler under its id, but only
+        # removes those of requests: each didOpen/didChange/didClose, async notification and
+        # command body stayed there for good (a leak per keystroke).
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda done: self._forget(msg_id, done))
+
+    def _forget(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:
         super()._handle_cancel_notification(msg_id)
