@@ -67,6 +67,8 @@ class OpenAICompatibleProvider(Provider):
     max_line_bytes = MAX_LINE_BYTES
     max_body_bytes = MAX_BODY_BYTES
     max_error_bytes = 64 << 10
+    embed_batch_size = 32
+    """Most texts in one `/embeddings` request."""
 
     def __init__(
         self,
@@ -224,10 +226,18 @@ class OpenAICompatibleProvider(Provider):
     # --- other operations -----------------------------------------------------------------
 
     async def embed(self, texts: Sequence[str], model: str | None = None) -> list[list[float]]:
-        """`POST {base}/embeddings`: one vector per text, in order."""
+        """`POST {base}/embeddings`: one vector per text, in order; at most
+        `embed_batch_size` texts per request (servers cap the body and the batch)."""
         if not texts:
             return []
         model = await self._model_for("embedding", model)
+        vectors: list[list[float]] = []
+        size = max(1, self.embed_batch_size)
+        for start in range(0, len(texts), size):
+            vectors += await self._embed_batch(texts[start : start + size], model)
+        return vectors
+
+    async def _embed_batch(self, texts: Sequence[str], model: str | None) -> list[list[float]]:
         body: dict[str, Any] = {"input": list(texts), **self._embedding_extra()}
         if model:
             body["model"] = model
