@@ -207,10 +207,11 @@ async def run_task(
 
     backend = ls.backend
     settings = ls.settings
+    provider = None
     try:
-        provider = await backend.provider()
+        provider = await backend.provider("chat")
         model = await backend.model_for("chat")
-        info = await backend.model_info(model)
+        info = await backend.model_info(model, "chat")
         options = AssistOptions(
             model=model,
             context_tokens=(info.context_length if info and info.context_length else 4096),
@@ -230,10 +231,10 @@ async def run_task(
                 on_text=progress.text,
                 on_tool=lambda name, summary: progress.note(f"{name}: {summary}"),
             )
-        backend.mark_ready(model)
+        backend.mark_ready(model, provider)
         return result
     except ProviderError as error:
-        backend.report_error(error)
+        backend.report_error(error, provider)
         raise RequestFailed(message=str(error)) from None
     except EditRefused as refused:
         raise RequestFailed(message=f"aigents: {refused}") from None
@@ -370,3 +371,7 @@ def register(server: AigentsServer) -> None:
             raise JsonRpcInvalidParams(message=f"no action named {arg.get('name')!r}")
         arg = {**arg, "template": found.prompt, "wantsEdit": found.edit}
         return await execute(ls, "custom", arg)
+
+    from aigents_lsp.lsp import models  # aigents.listModels, aigents.setModel
+
+    models.register(server)

@@ -12,15 +12,20 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 
 from aigents_lsp.providers.base import (
+    ChatMessage,
+    ChatParams,
     HealthReport,
     ModelInfo,
+    ModelLoadFailed,
     NoModelLoaded,
     ProviderError,
+    UnknownModel,
     WrongRoute,
 )
 from aigents_lsp.providers.errors import LMSTUDIO
@@ -73,6 +78,25 @@ def pick_model(models: list[ModelInfo], task: Task) -> ModelInfo | None:
     usable = [m for m in fitting if m.state == "loaded"]
     usable = usable or [m for m in fitting if m.state == "unknown"]
     return max(usable, key=_SCORES[task], default=None)
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """How a model was loaded: through LM Studio 0.4's load endpoint (it stays loaded until
+    unloaded) or just in time by a one-token request (older servers; the JIT TTL applies)."""
+
+    model: str
+    how: Literal["loaded", "just-in-time"]
+    seconds: float
+    instance_id: str | None = None
+
+
+def no_load_route(error: ProviderError) -> bool:
+    """Whether `POST /api/v1/models/load` does not exist here (LM Studio before 0.4 answers
+    "Unexpected endpoint" with HTTP 200; proxies answer 404/405)."""
+    if isinstance(error, WrongRoute):
+        return True
+    return error.status in (404, 405) and not isinstance(error, UnknownModel | ModelLoadFailed)
 
 
 def _root(base_url: str) -> str:
@@ -216,3 +240,44 @@ class LMStudioProvider(OpenAICompatibleProvider):
 
     def _embedding_extra(self) -> dict[str, Any]:
         return {"ttl": self.ttl} if self.ttl is not None else {}
+
+    # --- model management -------------------------------------------------------------------
+
+    async def load_model(self, model_id: str, *, embedding: bool = False) -> LoadOutcome:
+        """Load a model: `POST /api/v1/models/load` (LM Studio 0.4+; blocks until loaded),
+        else just in time with a one-token request (`ttl` applies). `embedding`: warm it up
+        with an embeddings request instead of a chat one."""
+        started = time.perf_counter()
+        self._models = None  # whatever happens, the cached states are stale
+        try:
+            body = await self._request_json(
+                "POST", f"{self.root}/api/v1/models/load", {"model": model_id}
+            )
+        except ProviderError as error:
+            if not no_load_route(error):
+                raise
+        else:
+            instance = body.get("instance_id") if isinstance(body, dict) else None
+            return LoadOutcome(
+                model_id,
+                "loaded",
+                time.perf_counter() - started,
+                instance if isinstance(instance, str) else None,
+            )
+        await self.warm_up(model_id, embedding=embedding)
+        return LoadOutcome(model_id, "just-in-time", time.perf_counter() - started)
+
+    async def warm_up(self, model_id: str, *, embedding: bool = False) -> None:
+        """The smallest request that makes LM Studio load `model_id` just in time."""
+        self._models = None
+        if embedding:
+            await self.embed(["load"], model_id)
+        else:
+            await self.chat(
+                ChatParams(
+                    messages=[ChatMessage("user", "Hi")],
+                    model=model_id,
+                    max_tokens=1,
+                    temperature=0.0,
+                )
+            )

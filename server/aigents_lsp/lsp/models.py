@@ -1,0 +1,156 @@
+"""Model management commands: `aigents.listModels` and `aigents.setModel` (see
+docs/commands.md). The work is in `providers/models.py`; this module adds the LSP around it:
+arguments, a `$/progress` job while LM Studio loads a model, errors as `RequestFailed`, and the
+one-time warning about models that JIT auto-evict would swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from pygls.exceptions import JsonRpcInvalidParams
+
+from aigents_lsp.lsp.commands import RequestFailed, _argument
+from aigents_lsp.lsp.jobs import LiveProgress, run_job
+from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.providers import models
+from aigents_lsp.providers.base import ProviderError
+from aigents_lsp.providers.lmstudio import LoadOutcome
+
+log = logging.getLogger(__name__)
+
+LIST_COMMAND = "aigents.listModels"
+SELECT_COMMAND = "aigents.setModel"
+TICK_SECONDS = 1.0  # elapsed time is reported this often while a model loads
+
+
+@dataclass
+class ModelSession:
+    """Per-server state: the swap warning is given once; loads do not overlap (LM Studio's
+    load endpoint is not idempotent: a second load of a model adds an instance `:2`)."""
+
+    warned: bool = False
+    load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+_sessions: weakref.WeakKeyDictionary[AigentsServer, ModelSession] = weakref.WeakKeyDictionary()
+
+
+def session(ls: AigentsServer) -> ModelSession:
+    found = _sessions.get(ls)
+    if found is None:
+        found = _sessions[ls] = ModelSession()
+    return found
+
+
+def warn_once(ls: AigentsServer, listing: models.ModelList) -> None:
+    state = session(ls)
+    message = models.listing_swap_warning(listing)
+    if message and not state.warned:
+        state.warned = True
+        ls.notify_user(message, "warning")
+
+
+async def check_at_start(ls: AigentsServer) -> None:
+    """When the settings name separate completion and chat models, check once at start that
+    LM Studio will not swap them (a model list request; nothing when they are the same)."""
+    settings = ls.settings
+    completion, chat = settings.model_for("completion"), settings.model_for("chat")
+    if not completion or not chat or completion == chat:
+        return
+    try:
+        warn_once(ls, await models.list_models(ls.backend))
+    except ProviderError as error:
+        log.debug("model swap check skipped: %s", error)
+
+
+async def list_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, Any]:
+    try:
+        listing = await models.list_models(ls.backend)
+    except ProviderError as error:
+        raise RequestFailed(message=f"aigents: cannot list models: {error}") from None
+    warn_once(ls, listing)
+    return listing.to_wire()
+
+
+def _task(value: Any) -> models.TaskChoice:
+    for choice in models.TASK_CHOICES:
+        if value == choice:
+            return choice
+    raise JsonRpcInvalidParams(
+        message=f"`task` is one of {', '.join(models.TASK_CHOICES)} (got {value!r})"
+    )
+
+
+async def select_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, Any]:
+    model = arg.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise JsonRpcInvalidParams(message="`model` (a model id) is required")
+    task = _task(arg.get("task", "all"))
+    backend = ls.backend
+    try:
+        provider = await backend.provider()
+        listed = await provider.list_models()
+        selection = models.plan_selection(listed, model.strip(), task, ls.settings)
+    except ProviderError as error:
+        raise RequestFailed(message=f"aigents: cannot use {model}: {error}") from None
+    outcome = None
+    if selection.needs_load:
+        outcome = await run_job(
+            ls, f"aigents: loading {selection.model}…", lambda p: _load(ls, selection, p)
+        )
+    models.apply_selection(backend, selection)
+    backend.mark_ready(selection.model if "completion" in selection.tasks else None)
+    state = selection.info.state if selection.info else None
+    try:
+        listing = await models.list_models(backend)
+        found = models.find(listing.models, selection.model)
+        state = found.state if found else state
+        warn_once(ls, listing)
+    except ProviderError as error:
+        log.debug("model list after selecting failed: %s", error)
+    log.info("model %s selected for %s", selection.model, ", ".join(selection.tasks))
+    return models.selection_result(selection, outcome, state)
+
+
+async def _load(
+    ls: AigentsServer, selection: models.Selection, progress: LiveProgress
+) -> LoadOutcome | None:
+    """Load in LM Studio, reporting the time elapsed (its load endpoint is blocking: no
+    percentage to show)."""
+    started = time.perf_counter()
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            progress.note(f"{time.perf_counter() - started:.0f} s")
+
+    ticker = asyncio.get_running_loop().create_task(tick())
+    try:
+        async with session(ls).load_lock:
+            provider = await ls.backend.provider()
+            return await models.load_if_needed(provider, selection)
+    except ProviderError as error:
+        raise RequestFailed(message=f"aigents: {selection.model} did not load: {error}") from None
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+
+
+def register(server: AigentsServer) -> None:
+    @server.command(LIST_COMMAND)
+    async def list_models(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+        """The backend's models and which serves each task."""
+        return await list_command(ls, _argument(args))
+
+    @server.command(SELECT_COMMAND)
+    async def set_model(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+        """{model, task?}: use a model from now on (loaded in LM Studio when it is not)."""
+        return await select_command(ls, _argument(args))
