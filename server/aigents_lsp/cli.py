@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aigents_lsp import __version__
+
+if TYPE_CHECKING:
+    from aigents_lsp.providers.backend import Backend
 
 DEFAULT_TCP_HOST = "127.0.0.1"
 
@@ -44,8 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="check the backend step by step and say how to fix what fails"
     )
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
-    models = sub.add_parser("models", help="list the backend's models as a table")
+    models = sub.add_parser(
+        "models", help="list the backend's models as a table (`models load ID` loads one)"
+    )
     models.add_argument("--json", action="store_true", help="print the models as JSON")
+    models_sub = models.add_subparsers(dest="models_action", metavar="ACTION")
+    load = models_sub.add_parser(
+        "load", help="load a model in LM Studio (for good on 0.4+, else just in time)"
+    )
+    load.add_argument("model", help="the model id, as `aigents-lsp models` lists it")
     demo = sub.add_parser(
         "demo",
         help="a scripted editor session over the real LSP protocol: spawn the server, open a "
@@ -68,14 +80,96 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(run_doctor(as_json=args.json))
     if verb == "models":
-        from aigents_lsp.doctor import run_models
-
-        return asyncio.run(run_models(as_json=args.json))
+        if args.models_action == "load":
+            return asyncio.run(load_model(args.model))
+        return asyncio.run(list_models(as_json=args.json))
     if verb == "demo":
         from aigents_lsp.demo import run_demo
 
         return asyncio.run(run_demo(file=args.file, provider=args.provider))
     return 2
+
+
+def _backend() -> Backend:
+    from pathlib import Path
+
+    from aigents_lsp.config import load_settings
+    from aigents_lsp.providers.backend import Backend
+
+    settings, problems = load_settings([Path.cwd()])
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return Backend(settings)
+
+
+async def list_models(as_json: bool = False) -> int:
+    """`aigents-lsp models`: what `aigents.listModels` answers, as a table or JSON."""
+    from aigents_lsp.providers import models
+    from aigents_lsp.providers.base import ProviderError
+    from aigents_lsp.providers.lmstudio import DEFAULT_BASE_URL
+
+    backend = _backend()
+    try:
+        listing = await models.list_models(backend)
+    except ProviderError as error:
+        print(f"aigents-lsp models: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await backend.aclose()
+    print(json.dumps(listing.to_wire(), indent=2) if as_json else models.model_table(listing))
+    warning = models.listing_swap_warning(listing)
+    if warning:
+        print(f"warning: {warning.removeprefix('aigents: ')}", file=sys.stderr)
+    if backend.settings.provider == "auto" and listing.provider == "embedded":
+        where = backend.settings.api_base or DEFAULT_BASE_URL
+        print(
+            f"aigents-lsp models: nothing answers at {where} (LM Studio); "
+            "these are the embedded engine's models, which serve instead",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+async def load_model(model_id: str) -> int:
+    """`aigents-lsp models load ID`: load a model in LM Studio, as `aigents.setModel` does."""
+    from aigents_lsp.providers import models
+    from aigents_lsp.providers.base import ProviderError
+    from aigents_lsp.providers.lmstudio import LMStudioProvider
+
+    backend = _backend()
+    try:
+        provider = await backend.provider("completion")
+        if not isinstance(provider, LMStudioProvider):
+            print(
+                f"aigents-lsp models load: {provider.name} loads models by itself; only LM "
+                "Studio loads them on request",
+                file=sys.stderr,
+            )
+            return 1
+        listed = await provider.list_models()
+        selection = models.plan_selection(listed, model_id, "all", backend.settings)
+        if not selection.needs_load:
+            print(f"{selection.model} is already loaded")
+            return 0
+        print(f"Loading {selection.model}…", file=sys.stderr, flush=True)
+        outcome = await models.load_if_needed(provider, selection)
+    except ProviderError as error:
+        print(f"aigents-lsp models load: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await backend.aclose()
+    if outcome is None:
+        print(f"{selection.model} is already loaded")
+    elif outcome.how == "loaded":
+        print(f"Loaded {outcome.model} in {outcome.seconds:.1f} s")
+    else:
+        print(
+            f"Loaded {outcome.model} just in time in {outcome.seconds:.1f} s (this LM Studio has "
+            "no load API before 0.4: it unloads after its idle TTL, or when JIT auto-evict "
+            "loads another model)"
+        )
+    return 0
 
 
 def serve(tcp: tuple[str, int] | None) -> int:

@@ -95,7 +95,7 @@ async def select_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, An
     task = _task(arg.get("task", "all"))
     backend = ls.backend
     try:
-        provider = await backend.provider()
+        provider = await backend.provider("completion" if task == "all" else task)
         listed = await provider.list_models()
         selection = models.plan_selection(listed, model.strip(), task, ls.settings)
     except ProviderError as error:
@@ -134,7 +134,7 @@ async def _load(
     ticker = asyncio.get_running_loop().create_task(tick())
     try:
         async with session(ls).load_lock:
-            provider = await ls.backend.provider()
+            provider = await ls.backend.provider(selection.tasks[0])
             return await models.load_if_needed(provider, selection)
     except ProviderError as error:
         raise RequestFailed(message=f"aigents: {selection.model} did not load: {error}") from None

@@ -110,7 +110,7 @@ def is_embedding(model: ModelInfo) -> bool:
 # --- listing ---------------------------------------------------------------------------------
 
 
-async def task_models(backend: Backend, provider: Provider) -> dict[Task, TaskModel]:
+async def task_models(backend: Backend) -> dict[Task, TaskModel]:
     """The model of each task: the session's choice, the settings', else the provider's pick
     (None when it has none, e.g. no model loaded in LM Studio)."""
     chosen: dict[Task, TaskModel] = {}
@@ -121,7 +121,7 @@ async def task_models(backend: Backend, provider: Provider) -> dict[Task, TaskMo
             chosen[task] = TaskModel(backend.settings.model_for(task), "settings")
         else:
             try:
-                picked = await provider.resolve_model(task)
+                picked = await (await backend.provider(task)).resolve_model(task)
             except ProviderError:
                 picked = None
             chosen[task] = TaskModel(picked, "auto")
@@ -129,10 +129,11 @@ async def task_models(backend: Backend, provider: Provider) -> dict[Task, TaskMo
 
 
 async def list_models(backend: Backend) -> ModelList:
-    """The serving provider's models and task assignments; raises `ProviderError`."""
-    provider = await backend.provider()
+    """The models of the provider that serves completion, and which model serves each task;
+    raises `ProviderError`."""
+    provider = await backend.provider("completion")
     models = await provider.list_models()
-    tasks = await task_models(backend, provider)
+    tasks = await task_models(backend)
     lmstudio = isinstance(provider, LMStudioProvider)
     return ModelList(provider.name, provider.base_url, tuple(models), tasks, lmstudio)
 
@@ -196,7 +197,7 @@ def plan_selection(
         known = ", ".join(m.id for m in models[:6])
         raise UnknownModel(
             f'No model "{model_id}" here',
-            hint=f"pick one of the backend's models ({known}"
+            hint=f"Pick one of the backend's models ({known}"
             f"{', …' if len(models) > 6 else ''}); `aigents-lsp models` lists them all",
         )
     embedder = info is not None and is_embedding(info)
