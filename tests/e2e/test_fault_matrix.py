@@ -41,29 +41,49 @@ FAULTS: dict[str, dict[str, Any]] = {
 TOLD = ("aigents", "LM Studio", "backend", "answer", "stream", "127.0.0.1", "model", "token")
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
-async def test_fault(start_server: Any, fake_lmstudio: FakeLMStudio, fault: str) -> None:
-    client = await start_server(
-        provider="lmstudio",
-        api_base=fake_lmstudio.base_url,
-        completion_timeout="3",
-        command_timeout="4",
-        completion_model="qwen2.5-coder-1.5b-instruct",
-        chat_model="llama-3.2-3b-instruct",
+async def runtime(client: Any) -> dict[str, Any]:
+    """What the server process holds now (`aigents.stats` -> `runtime`)."""
+    stats = await asyncio.wait_for(
+        client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="aigents.stats", arguments=[])
+        ),
+        10,
     )
-    await until(lambda: client.statuses and client.statuses[-1]["state"] == "ready")
-    behaviour = dict(FAULTS[fault])
-    if behaviour.pop("refused", False):
-        fake_lmstudio.refuse()
-    fake_lmstudio.configure(**behaviour)
-    uri = "file:///tmp/fault.py"
-    text = "def add(a, b):\n    return "
-    open_doc(client, uri, text)
+    counters: dict[str, Any] = stats["runtime"]
+    return counters
+
+
+async def settled(client: Any, baseline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The runtime counters once the incident is over: no request or stream in flight, and
+    (given a baseline) no more tasks than then. Waits a little: a stream closes on its own
+    schedule; a leak never settles."""
     loop = asyncio.get_running_loop()
-    for _ in range(3):  # the same incident, again and again
-        started = loop.time()
-        await asyncio.wait_for(inline(client, uri, end_of(text)), 10)
-        assert loop.time() - started < 8
+    deadline = loop.time() + 15
+    while True:
+        now = await runtime(client)
+        quiet = now["http_active"] == 0 and now["jobs"] == 0 and now["pending_requests"] == 0
+        if quiet and (baseline is None or now["tasks"] <= baseline["tasks"]):
+            return now
+        if loop.time() > deadline:
+            return now
+        await asyncio.sleep(0.2)
+
+
+def assert_no_leak(before: dict[str, Any], after: dict[str, Any], when: str) -> None:
+    """Nothing in flight, no task more than before, and no socket beyond the keep-alive pool
+    (idle pool connections come and go: up to `max_connections` of them are the steady state)."""
+    assert after["http_active"] == 0, (when, after)
+    assert after["jobs"] == 0 and after["pending_requests"] == 0, (when, after)
+    assert after["tasks"] <= before["tasks"], (when, before, after)
+    assert after["background_tasks"] <= before["background_tasks"], (when, before, after)
+    if after["sockets"] is not None and before["sockets"] is not None:
+        own = after["sockets"] - after["http_idle"]  # sockets that are not pooled connections
+        assert own <= before["sockets"] - before["http_idle"], (when, before, after)
+
+
+async def explain(client: Any, uri: str) -> None:
+    """`aigents.explain` on the document: answered in time, with a result or a readable error."""
+    loop = asyncio.get_running_loop()
     started = loop.time()
     try:
         await asyncio.wait_for(
@@ -89,8 +109,56 @@ async def test_fault(start_server: Any, fake_lmstudio: FakeLMStudio, fault: str)
     except Exception as error:  # answered with an error the user can read
         assert any(word in str(error) for word in TOLD), str(error)
     assert loop.time() - started < 10
-    await asyncio.sleep(0.2)
-    errors = [m for m in client.messages if m.type == types.MessageType.Error]
-    assert len(errors) <= 2, [m.message for m in errors]  # completion + chat at most, no storm
-    if errors:
-        assert client.statuses[-1]["state"] in ("error", "offline")
+
+
+async def recovered(client: Any, fake: FakeLMStudio, uri: str, text: str) -> None:
+    """The backend is back: a completion succeeds and the status says ready."""
+    fake.reset()
+    fake.configure(completion_reply="a + b")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while await asyncio.wait_for(inline(client, uri, end_of(text)), 10) != ["a + b"]:
+        assert loop.time() < deadline, "no completion after the backend came back"
+        await asyncio.sleep(0.2)
+    await until(lambda: client.statuses[-1]["state"] == "ready")
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_fault(start_server: Any, fake_lmstudio: FakeLMStudio, fault: str) -> None:
+    client = await start_server(
+        provider="lmstudio",
+        api_base=fake_lmstudio.base_url,
+        completion_timeout="3",
+        command_timeout="4",
+        completion_model="qwen2.5-coder-1.5b-instruct",
+        chat_model="llama-3.2-3b-instruct",
+    )
+    await until(lambda: client.statuses and client.statuses[-1]["state"] == "ready")
+    uri = "file:///tmp/fault.py"
+    text = "def add(a, b):\n    return "
+    open_doc(client, uri, text)
+    await recovered(client, fake_lmstudio, uri, text)  # warm: the pool has its connection
+    baseline = await settled(client)
+    loop = asyncio.get_running_loop()
+    counts: list[dict[str, Any]] = []
+    for incident in range(3):  # the same fault, three times: nothing may grow
+        behaviour = dict(FAULTS[fault])
+        if behaviour.pop("refused", False):
+            fake_lmstudio.refuse()
+        fake_lmstudio.configure(**behaviour)
+        for _ in range(3 if incident == 0 else 1):  # the same incident, again and again
+            started = loop.time()
+            await asyncio.wait_for(inline(client, uri, end_of(text)), 10)
+            assert loop.time() - started < 8
+        await explain(client, uri)
+        if incident == 0:
+            await asyncio.sleep(0.2)
+            errors = [m for m in client.messages if m.type == types.MessageType.Error]
+            # completion + chat at most, no storm
+            assert len(errors) <= 2, [m.message for m in errors]
+            if errors:
+                assert client.statuses[-1]["state"] in ("error", "offline")
+        await recovered(client, fake_lmstudio, uri, text)
+        counts.append(await settled(client, baseline))
+        assert_no_leak(baseline, counts[-1], f"after incident {incident + 1}")
+    assert_no_leak(counts[0], counts[-1], "incident 3 vs incident 1")
