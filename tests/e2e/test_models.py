@@ -77,7 +77,9 @@ async def test_set_model_loads_with_progress_then_completion_uses_it(
 ) -> None:
     fake_lmstudio.configure(load_delay=2.5, completion_reply="a + b")
     client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url)
-    result = await _run(client, "aigents.setModel", {"model": "qwen/qwen3-8b", "task": "completion"})
+    result = await _run(
+        client, "aigents.setModel", {"model": "qwen/qwen3-8b", "task": "completion"}
+    )
     assert result["model"] == "qwen/qwen3-8b" and result["tasks"] == ["completion"]
     assert result["state"] == "loaded"
     assert result["load"]["how"] == "loaded" and result["load"]["seconds"] >= 2
