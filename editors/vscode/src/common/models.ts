@@ -1,21 +1,72 @@
-// The model picker: `aigents-lsp models --json` with the same command the server runs.
+// The model picker. While the server runs it asks the server (`aigents.listModels`, then
+// `aigents.setModel`, which also loads the model in LM Studio with progress); without a running
+// server it falls back to `aigents-lsp models --json` and only writes the setting.
 import { execFile } from 'node:child_process';
 import * as vscode from 'vscode';
 import { ServerCommand } from './server';
 import { SECTION, explicitServerSettings, settingsEnvironment } from './settings';
 
-/** One entry of `aigents-lsp models --json` (the server's `ModelInfo`). */
+const LIST_COMMAND = 'aigents.listModels';
+const SET_COMMAND = 'aigents.setModel';
+
+/** One model of `aigents.listModels` (docs/commands.md). */
 export interface ModelInfo {
   id: string;
   type?: string;
   state?: string;
-  max_context_length?: number | null;
-  loaded_context_length?: number | null;
-  arch?: string | null;
   quantization?: string | null;
+  arch?: string | null;
+  maxContextLength?: number | null;
+  loadedContextLength?: number | null;
+  usedFor?: string[];
 }
 
-export function listModels(server: ServerCommand, settingNames: string[]): Promise<ModelInfo[]> {
+interface TaskModel {
+  model: string | null;
+  source: 'session' | 'settings' | 'auto';
+  setting: string;
+}
+
+/** The result of `aigents.listModels` and of `aigents-lsp models --json`. */
+export interface ModelList {
+  provider?: string;
+  models: ModelInfo[];
+  tasks?: Record<string, TaskModel>;
+}
+
+/** The result of `aigents.setModel`. */
+interface SetModelResult {
+  model: string;
+  tasks: string[];
+  state?: string | null;
+  load?: { how: string; seconds: number } | null;
+  settings: Record<string, string | null>;
+}
+
+type Task = 'completion' | 'chat' | 'embedding' | 'all';
+
+/** Whether the running language client offers the server's model commands. */
+async function serverOffersModels(): Promise<boolean> {
+  const commands = await vscode.commands.getCommands(true);
+  return commands.includes(LIST_COMMAND) && commands.includes(SET_COMMAND);
+}
+
+/** Older servers printed a bare array of models (snake_case context fields). */
+function asModelList(value: unknown): ModelList {
+  if (Array.isArray(value)) {
+    return {
+      models: value.map((m: Record<string, unknown>) => ({
+        ...(m as unknown as ModelInfo),
+        maxContextLength: (m.max_context_length as number | null | undefined) ?? null,
+        loadedContextLength: (m.loaded_context_length as number | null | undefined) ?? null,
+      })),
+    };
+  }
+  const list = value as ModelList | undefined;
+  return { ...list, models: Array.isArray(list?.models) ? list.models : [] };
+}
+
+export function listModelsWithCli(server: ServerCommand, settingNames: string[]): Promise<ModelList> {
   const settings = explicitServerSettings(settingNames);
   const env = { ...process.env, ...settingsEnvironment(settings) };
   const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
@@ -25,66 +76,105 @@ export function listModels(server: ServerCommand, settingNames: string[]): Promi
       [...server.args, 'models', '--json'],
       { cwd, env, timeout: 30_000, maxBuffer: 8 * 1024 * 1024 },
       (error, stdout, stderr) => {
-        if (error) {
-          reject(new Error(stderr.trim() || error.message));
-          return;
-        }
         try {
-          const models: unknown = JSON.parse(stdout);
-          resolve(Array.isArray(models) ? (models as ModelInfo[]) : []);
+          // A listing with a warning on stderr still exits 0; "nothing answers" exits 1.
+          if (!error || stdout.trim()) {
+            resolve(asModelList(JSON.parse(stdout)));
+            return;
+          }
         } catch {
-          reject(new Error(`unexpected output of "models --json": ${stdout.slice(0, 200)}`));
+          // fall through to the error
         }
+        reject(new Error(stderr.trim() || error?.message || `unexpected output: ${stdout.slice(0, 200)}`));
       },
     );
   });
 }
 
+async function listModels(
+  useServer: boolean,
+  server: ServerCommand | undefined,
+  settingNames: string[],
+): Promise<ModelList> {
+  if (useServer) {
+    return asModelList(await vscode.commands.executeCommand(LIST_COMMAND, {}));
+  }
+  if (!server) {
+    throw new Error('aigents-lsp not found');
+  }
+  return listModelsWithCli(server, settingNames);
+}
+
 interface ModelPick extends vscode.QuickPickItem {
   model: string | null | 'enter';
+  info?: ModelInfo;
 }
 
 function describe(model: ModelInfo): string {
-  const context = model.loaded_context_length ?? model.max_context_length;
-  return [model.type, model.state, model.arch, model.quantization, context ? `${context} ctx` : '']
+  const context = model.loadedContextLength ?? model.maxContextLength;
+  const used = model.usedFor?.length ? `used for ${model.usedFor.join(' and ')}` : '';
+  return [used, model.type, model.state, model.arch, model.quantization, context ? `${context} ctx` : '']
     .filter((part) => part && part !== 'unknown')
     .join(' · ');
 }
 
-/** Shows the backend's models and stores the choice in `aigents.model`. */
+/** Asks what a language model is for (an embedding model can only embed). */
+async function pickTask(model: ModelInfo | undefined, id: string): Promise<Task | undefined> {
+  if (model?.type === 'embeddings') {
+    return 'embedding';
+  }
+  const picks: (vscode.QuickPickItem & { task: Task })[] = [
+    { label: 'Completion and chat', description: 'setting aigents.model', task: 'all' },
+    { label: 'Code completion only', description: 'setting aigents.completionModel', task: 'completion' },
+    { label: 'Chat and code actions only', description: 'setting aigents.chatModel', task: 'chat' },
+  ];
+  const pick = await vscode.window.showQuickPick(picks, { title: `aigents: Use ${id} for…` });
+  return pick?.task;
+}
+
+/** Shows the backend's models; the choice takes effect at once and is kept in the settings. */
 export async function pickModel(
   server: ServerCommand | undefined,
   settingNames: string[],
   log: vscode.LogOutputChannel,
 ): Promise<void> {
+  const useServer = await serverOffersModels();
   const current = vscode.workspace.getConfiguration(SECTION).get<string | null>('model') ?? null;
   const picks: ModelPick[] = [
     { label: '$(wand) Automatic', description: 'the server picks a loaded model', model: null },
     { label: '$(edit) Enter a model id…', model: 'enter' },
   ];
-  if (server) {
+  let placeHolder = current ? `current: ${current}` : 'current: automatic';
+  if (useServer || server) {
     try {
-      const models = await vscode.window.withProgress(
+      const list = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Window, title: 'aigents: listing models' },
-        () => listModels(server, settingNames),
+        () => listModels(useServer, server, settingNames),
       );
       picks.push({ label: 'Models', kind: vscode.QuickPickItemKind.Separator, model: null });
-      for (const model of models) {
+      for (const model of list.models) {
         picks.push({
-          label: model.id === current ? `$(check) ${model.id}` : model.id,
+          label: model.usedFor?.length ? `$(check) ${model.id}` : model.id,
           description: describe(model),
           model: model.id,
+          info: model,
         });
+      }
+      const tasks = list.tasks;
+      if (tasks) {
+        placeHolder = ['completion', 'chat']
+          .map((task) => `${task}: ${tasks[task]?.model ?? 'none'} (${tasks[task]?.source ?? '?'})`)
+          .join(' · ');
       }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      log.warn(`aigents-lsp models failed: ${message}`);
+      log.warn(`listing models failed: ${message}`);
       void vscode.window.showWarningMessage(`aigents: could not list models: ${message}`);
     }
   }
   const pick = await vscode.window.showQuickPick(picks, {
     title: 'aigents: Select Model',
-    placeHolder: current ? `current: ${current}` : 'current: automatic',
+    placeHolder,
     matchOnDescription: true,
   });
   if (!pick) {
@@ -102,17 +192,53 @@ export async function pickModel(
     }
     model = typed.trim() || null;
   }
-  await setModel(model);
+  if (model === null) {
+    await writeSettings({ model: null });
+    return;
+  }
+  const task = await pickTask(pick.info, model);
+  if (!task) {
+    return;
+  }
+  if (!useServer) {
+    const names: Record<Task, string> = {
+      all: 'model',
+      completion: 'completionModel',
+      chat: 'chatModel',
+      embedding: 'embeddingModel',
+    };
+    await writeSettings({ [names[task]]: model });
+    return;
+  }
+  try {
+    // The server reports $/progress while LM Studio loads the model.
+    const result = (await vscode.commands.executeCommand(SET_COMMAND, { model, task })) as SetModelResult;
+    await writeSettings(result.settings);
+    const loaded = result.load ? ` (loaded in ${result.load.seconds.toFixed(1)} s)` : '';
+    void vscode.window.showInformationMessage(
+      `aigents: ${result.model} now serves ${result.tasks.join(' and ')}${loaded}.`,
+    );
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    log.warn(`aigents.setModel failed: ${message}`);
+    void vscode.window.showErrorMessage(message);
+  }
 }
 
-async function setModel(model: string | null): Promise<void> {
+/** Writes settings where each is already set (so the new value is the effective one), else in
+ * user settings. `null` (not removal): the server merges editor settings over its own. */
+async function writeSettings(values: Record<string, string | null>): Promise<void> {
   const config = vscode.workspace.getConfiguration(SECTION);
-  const info = config.inspect('model');
-  // Write where it is already set so the new value is the effective one; else user settings.
-  const target =
-    info?.workspaceFolderValue !== undefined || info?.workspaceValue !== undefined
-      ? vscode.ConfigurationTarget.Workspace
-      : vscode.ConfigurationTarget.Global;
-  // `null` (not removal): the server merges editor settings over its current ones.
-  await config.update('model', model, target);
+  for (const [name, value] of Object.entries(values)) {
+    const info = config.inspect(name);
+    if (value === null && info?.globalValue === undefined && info?.workspaceValue === undefined
+      && info?.workspaceFolderValue === undefined) {
+      continue; // nothing to remove
+    }
+    const target =
+      info?.workspaceFolderValue !== undefined || info?.workspaceValue !== undefined
+        ? vscode.ConfigurationTarget.Workspace
+        : vscode.ConfigurationTarget.Global;
+    await config.update(name, value, target);
+  }
 }
