@@ -1,0 +1,446 @@
+"""`SemanticIndex`: builds, updates and searches one workspace's index.
+
+A build walks the workspace with `IgnoreRules` (ignored and secret files are never read),
+re-chunks only files whose size, mtime and then sha1 changed, forgets deleted ones, and then
+embeds the chunks that have no vector from the current embedding model. Disk and CPU work runs
+in a worker thread; embedding is async. Without an embedding model the index is keyword-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aigents_lsp.index.chunker import chunk_text
+from aigents_lsp.index.keyword import KeywordIndex, decode_terms, encode_terms, term_counts
+from aigents_lsp.index.search import SearchHit, best_line, fuse, snippet
+from aigents_lsp.index.store import ChunkRow, FileRecord, IndexStore, NewChunk
+from aigents_lsp.index.vectors import VectorIndex, from_bytes, normalized, to_bytes
+from aigents_lsp.providers.base import ProviderError
+from aigents_lsp.workspace.ignore import IgnoreRules
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int | None], None]
+"""(message, percent or None) — called on the event loop."""
+
+_BINARY_PROBE = 8192
+_SKIP_NAMES = frozenset(
+    {"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "Cargo.lock",
+     "composer.lock", "Gemfile.lock", "go.sum", "uv.lock", "Pipfile.lock"}
+)  # fmt: skip
+_SKIP_SUFFIXES = (".min.js", ".min.css", ".map", ".svg", ".lock")
+_TRANSPORT = ("server_down", "timeout")
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
+
+
+@dataclass(frozen=True)
+class EmbeddingSource:
+    """An embedding model: its id (stored with each vector) and how to call it."""
+
+    model: str
+    embed: Callable[[Sequence[str]], Awaitable[list[list[float]]]]
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    max_file_bytes: int = 512 * 1024
+    """Larger files are not indexed (generated code, data)."""
+    max_files: int = 20_000
+    embed_batch: int = 16
+    """Chunks per embedding call (small batches let a query get in between)."""
+    embed_chars: int = 1200
+    """Characters of a chunk given to the embedding model (~400 tokens: llama.cpp's default
+    physical batch of 512 tokens must hold one input)."""
+    candidates: int = 50
+    """How deep each ranking is read before fusion."""
+    keyword_weight: float = 1.0
+    vector_weight: float = 1.0
+    query_embed_timeout: float = 5.0
+    """A query whose embedding takes longer is answered by keywords alone."""
+
+
+@dataclass
+class BuildReport:
+    files: int = 0
+    changed: int = 0
+    removed: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    truncated: bool = False
+    keyword_only: str | None = None  # why there are no vectors
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    path: str
+    start: int
+    end: int
+    symbol: str
+    terms: tuple[str, ...]
+
+
+def _symbol_keys(symbol: str) -> set[str]:
+    if not symbol:
+        return set()
+    lower = symbol.lower()
+    return {lower, lower.rsplit(".", 1)[-1]}
+
+
+def _language(path: str) -> str:
+    name = path.rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def _skipped_name(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name in _SKIP_NAMES or name.endswith(_SKIP_SUFFIXES)
+
+
+class SemanticIndex:
+    """One workspace's index: call `build()` once, `update()` on saves and file changes,
+    `search()` any time after the first scan (`ready`)."""
+
+    def __init__(
+        self,
+        roots: Sequence[Path],
+        rules: IgnoreRules,
+        store: IndexStore,
+        options: IndexOptions | None = None,
+    ) -> None:
+        self.roots = [Path(os.path.abspath(root)).resolve() for root in roots]
+        self.rules = rules
+        self.store = store
+        self.options = options or IndexOptions()
+        self.ready = False  # keyword search works (the first scan is done)
+        self.state = "new"  # new | scanning | embedding | ready | failed
+        self.keyword_only: str | None = None  # why vectors are not used, once known
+        self._keyword = KeywordIndex()
+        self._vectors = VectorIndex()
+        self._docs: dict[int, _Doc] = {}
+        self._by_path: dict[str, list[int]] = {}
+        self._symbols: dict[str, set[int]] = {}  # lower-cased name (and its last part) -> ids
+        self._loaded = False
+        self._write = asyncio.Lock()
+        self._vector_model: str | None = None
+        self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+
+    # --- facts --------------------------------------------------------------------------------
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self._docs)
+
+    @property
+    def vector_count(self) -> int:
+        return len(self._vectors)
+
+    def relative(self, path: str) -> str:
+        for root in self.roots:
+            prefix = root.as_posix().rstrip("/") + "/"
+            if path.startswith(prefix):
+                return path[len(prefix) :]
+        return path
+
+    # --- building -----------------------------------------------------------------------------
+
+    async def build(
+        self, embedding: EmbeddingSource | None = None, progress: Progress | None = None
+    ) -> BuildReport:
+        """Bring the index up to date with the workspace, then embed what lacks a vector."""
+        started = time.perf_counter()
+        report = BuildReport()
+        tell = progress or (lambda message, percent: None)
+        loop = asyncio.get_running_loop()
+
+        def from_thread(message: str) -> None:
+            loop.call_soon_threadsafe(tell, message, None)
+
+        async with self._write:
+            self.state = "scanning"
+            try:
+                if not self._loaded:
+                    await asyncio.to_thread(self._load)
+                tell("Scanning the workspace…", 0)
+                await asyncio.to_thread(self._scan, report, from_thread)
+            except Exception:
+                self.state = "failed"
+                raise
+            self.ready = True
+            report.chunks = len(self._docs)
+            await self._embed_missing(embedding, report, tell)
+            self.state = "ready"
+        report.seconds = time.perf_counter() - started
+        return report
+
+    async def update(
+        self, paths: Iterable[Path | str], embedding: EmbeddingSource | None = None
+    ) -> BuildReport:
+        """Re-index the given files (saved, created, changed or deleted on disk)."""
+        report = BuildReport()
+        started = time.perf_counter()
+        wanted = [Path(p).as_posix() for p in paths]  # absolute paths, from the caller
+        async with self._write:
+            if not self._loaded:
+                await asyncio.to_thread(self._load)
+            await asyncio.to_thread(self._update_files, wanted, report)
+            report.chunks = len(self._docs)
+            await self._embed_missing(embedding, report, lambda message, percent: None)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _load(self) -> None:
+        """The in-memory rankings from the store (term counts and vectors are stored)."""
+        for row in self.store.chunks():
+            self._add_row(row)
+        self._loaded = True
+        if self._docs:
+            self.ready = True
+            log.info("index: %d chunks loaded from %s", len(self._docs), self.store.path)
+
+    def _add_row(self, row: ChunkRow) -> None:
+        counts = decode_terms(row.terms)
+        self._docs[row.id] = _Doc(row.path, row.start, row.end, row.symbol, tuple(counts))
+        self._by_path.setdefault(row.path, []).append(row.id)
+        self._keyword.add(row.id, counts)
+        for name in _symbol_keys(row.symbol):
+            self._symbols.setdefault(name, set()).add(row.id)
+        if row.vector and row.model is not None:
+            if self._vector_model not in (None, row.model):
+                return
+            self._vector_model = row.model
+            self._vectors.add(row.id, from_bytes(row.vector))
+
+    def _forget(self, path: str) -> None:
+        for ident in self._by_path.pop(path, []):
+            doc = self._docs.pop(ident, None)
+            self._keyword.remove(ident, doc.terms if doc else None)
+            for name in _symbol_keys(doc.symbol if doc else ""):
+                self._symbols.get(name, set()).discard(ident)
+            self._vectors.remove(ident)
+
+    def _scan(self, report: BuildReport, tell: Callable[[str], None]) -> None:
+        known = self.store.files()
+        seen: set[str] = set()
+        last_report = time.monotonic()
+        for file in self.rules.walk():
+            if len(seen) >= self.options.max_files:
+                report.truncated = True
+                break
+            path = file.as_posix()
+            if path in seen:
+                continue
+            seen.add(path)
+            report.files += 1
+            self._index_file(path, known.get(path), report)
+            if time.monotonic() - last_report > 0.5:
+                last_report = time.monotonic()
+                tell(f"Scanning: {report.files} files, {len(self._docs)} chunks")
+        if report.truncated:
+            log.warning("index: stopped at %d files (max_files)", self.options.max_files)
+        gone = [path for path in known if path not in seen]
+        if gone and not report.truncated:
+            self.store.remove_files(gone)
+            for path in gone:
+                self._forget(path)
+            report.removed += len(gone)
+
+    def _update_files(self, paths: Sequence[str], report: BuildReport) -> None:
+        removed: list[str] = []
+        for path in paths:
+            if self.rules.is_ignored(path) or not os.path.isfile(path):
+                if path in self._by_path or self.store.file(path) is not None:
+                    removed.append(path)
+                continue
+            report.files += 1
+            self._index_file(path, self.store.file(path), report)
+        if removed:
+            self.store.remove_files(removed)
+            for path in removed:
+                self._forget(path)
+            report.removed += len(removed)
+
+    def _index_file(self, path: str, known: FileRecord | None, report: BuildReport) -> None:
+        """(Re-)chunk one file when it changed; never raises for an unreadable file."""
+        try:
+            status = os.stat(path)
+            if known and (known.mtime_ns, known.size) == (status.st_mtime_ns, status.st_size):
+                return
+            if status.st_size > self.options.max_file_bytes or _skipped_name(path):
+                text = None
+                data = b""
+            else:
+                with open(path, "rb") as handle:
+                    data = handle.read(self.options.max_file_bytes + 1)
+                text = None if b"\0" in data[:_BINARY_PROBE] else data.decode("utf-8", "replace")
+        except OSError as exc:
+            report.errors.append(f"{path}: {exc.strerror or exc}")
+            return
+        digest = hashlib.sha1(data).hexdigest()
+        record = FileRecord(path, status.st_mtime_ns, status.st_size, digest)
+        if known is not None and known.sha1 == digest and path in self._by_path:
+            self.store.touch(record)
+            return
+        report.changed += 1
+        chunks = chunk_text(text, _language(path)) if text else []
+        relative = self.relative(path)
+        new = [
+            NewChunk(c.start, c.end, c.symbol, c.text, encode_terms(term_counts(relative, *parts)))
+            for c in chunks
+            for parts in [(c.symbol, c.text)]
+        ]
+        rows = self.store.replace_file(record, new)
+        self._forget(path)
+        self._by_path[path] = []
+        for row in rows:
+            self._add_row(row)
+
+    # --- embedding ----------------------------------------------------------------------------
+
+    async def _embed_missing(
+        self, embedding: EmbeddingSource | None, report: BuildReport, tell: Progress
+    ) -> None:
+        if embedding is None:
+            report.keyword_only = self.keyword_only = self.keyword_only or "no embedding model"
+            return
+        if self._vector_model != embedding.model:
+            if self._vector_model is not None:
+                log.info("index: embedding model is now %s: re-embedding", embedding.model)
+            self._vectors.clear()
+            self._vector_model = embedding.model
+            for row in await asyncio.to_thread(lambda: list(self.store.chunks())):
+                if row.vector and row.model == embedding.model:
+                    self._vectors.add(row.id, from_bytes(row.vector))
+        total = await asyncio.to_thread(self.store.count_missing_vectors, embedding.model)
+        if total == 0:
+            self.keyword_only = None
+            return
+        self.state = "embedding"
+        done = 0
+        tell(f"Embedding {total} chunks with {embedding.model}…", 0)
+        while True:
+            rows = await asyncio.to_thread(
+                self.store.missing_vectors, embedding.model, self.options.embed_batch
+            )
+            if not rows:
+                break
+            try:
+                vectors = await self._embed_rows(embedding, rows)
+            except ProviderError as error:
+                reason = f"{embedding.model} failed: {error}"
+                report.keyword_only = self.keyword_only = reason
+                log.warning("index: embeddings stopped, keyword search only (%s)", error)
+                return
+            await asyncio.to_thread(self.store.set_vectors, embedding.model, vectors)
+            for ident, blob in vectors:
+                if blob and ident in self._docs:
+                    self._vectors.add(ident, from_bytes(blob))
+            done += len(rows)
+            report.embedded += len(rows)
+            tell(f"Embedded {done}/{total} chunks", min(99, done * 100 // total))
+        self.keyword_only = None
+
+    def _embed_text(self, row: ChunkRow) -> str:
+        head = f"{self.relative(row.path)}" + (f" {row.symbol}" if row.symbol else "")
+        return f"{head}\n{row.text}"[: self.options.embed_chars]
+
+    async def _embed_rows(
+        self, embedding: EmbeddingSource, rows: Sequence[ChunkRow]
+    ) -> list[tuple[int, bytes]]:
+        texts = [self._embed_text(row) for row in rows]
+        try:
+            vectors = await embedding.embed(texts)
+        except ProviderError as error:
+            if error.kind in _TRANSPORT or len(rows) == 1:
+                raise
+            # One input the model refuses (too long for its batch...) must not fail the rest.
+            out: list[tuple[int, bytes]] = []
+            for row, text in zip(rows, texts, strict=True):
+                try:
+                    vector = (await embedding.embed([text[: len(text) // 2]]))[0]
+                    out.append((row.id, to_bytes(normalized(vector))))
+                except ProviderError as single:
+                    if single.kind in _TRANSPORT or single.kind in ("no_model_loaded", "auth"):
+                        raise
+                    log.debug("index: no vector for %s:%d: %s", row.path, row.start, single)
+                    out.append((row.id, b""))  # remembered: not retried until it changes
+            return out
+        return [(row.id, to_bytes(normalized(v))) for row, v in zip(rows, vectors, strict=True)]
+
+    # --- searching ----------------------------------------------------------------------------
+
+    async def search(
+        self, query: str, limit: int = 10, embedding: EmbeddingSource | None = None
+    ) -> list[SearchHit]:
+        """The chunks that best match `query`, best first (keywords, plus vectors when the
+        index has some from `embedding`'s model)."""
+        query = query.strip()
+        if not query or not self._docs:
+            return []
+        depth = max(self.options.candidates, limit)
+        rankings: list[tuple[str, float, list[tuple[int, float]]]] = [
+            ("keyword", self.options.keyword_weight, self._keyword.search(query, depth)),
+            ("symbol", self.options.keyword_weight, self._symbol_matches(query, depth)),
+        ]
+        vector = await self._query_vector(query, embedding)
+        if vector is not None:
+            rankings.append(
+                ("vector", self.options.vector_weight, self._vectors.search(vector, depth))
+            )
+        hits: list[SearchHit] = []
+        for ident, score, sources in fuse(rankings, limit):
+            doc = self._docs.get(ident)
+            found = self.store.text_of(ident)
+            if doc is None or found is None:
+                continue
+            offset = best_line(found[1], query)
+            text = snippet(found[1], offset)
+            line = doc.start + offset
+            hits.append(
+                SearchHit(doc.path, doc.start, doc.end, doc.symbol, score, text, line, sources)
+            )
+        return hits
+
+    def _symbol_matches(self, query: str, limit: int) -> list[tuple[int, float]]:
+        """Chunks that define a name the query spells out (whole names before last parts)."""
+        found: dict[int, float] = {}
+        for word in _IDENTIFIER.findall(query):
+            for ident in self._symbols.get(word.lower(), ()):
+                doc = self._docs.get(ident)
+                exact = doc is not None and doc.symbol.lower() == word.lower()
+                found[ident] = max(found.get(ident, 0.0), 2.0 if exact else 1.0)
+        ranked = sorted(found.items(), key=lambda item: (-item[1], len(self._docs[item[0]].symbol)))
+        return ranked[:limit]
+
+    async def _query_vector(
+        self, query: str, embedding: EmbeddingSource | None
+    ) -> list[float] | None:
+        if embedding is None or self._vector_model != embedding.model or not len(self._vectors):
+            return None
+        key = (embedding.model, query)
+        if key in self._query_cache:
+            self._query_cache.move_to_end(key)
+            return self._query_cache[key]
+        try:
+            async with asyncio.timeout(self.options.query_embed_timeout):
+                vector = (await embedding.embed([query[: self.options.embed_chars]]))[0]
+        except (ProviderError, TimeoutError, IndexError) as error:
+            log.info("index: query not embedded (%s): keyword search only", error or "timeout")
+            return None
+        self._query_cache[key] = vector
+        while len(self._query_cache) > 64:
+            self._query_cache.popitem(last=False)
+        return vector
+
+    def close(self) -> None:
+        self.store.close()
