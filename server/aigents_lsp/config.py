@@ -174,6 +174,22 @@ class Settings(BaseModel):
     tool_steps: int = Field(
         4, ge=0, le=16, description="Most tool-calling rounds in one chat or explanation."
     )
+    index: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The semantic index of the workspace, used by `aigents.search` and the "
+        "model's `search_codebase` tool; kept in the user cache dir and updated on save. "
+        "`auto`: built in the background, with vectors when the provider has an embedding "
+        "model (keyword search otherwise; the embedded engine is not started for it). `on`: "
+        "vectors from the embedded engine too (slow on a CPU). `off`: no index; the model's "
+        "search falls back to plain text search.",
+    )
+    index_max_files: int = Field(
+        20000,
+        ge=1,
+        le=1_000_000,
+        description="Most files the semantic index reads; the rest of a larger workspace is "
+        "left out of it.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Level of the log written to stderr and to `log_file`."
     )
