@@ -380,6 +380,27 @@ def test_model_status_and_checkhealth(tmp_path: Path, fake_lmstudio: FakeLMStudi
     assert "client 1 attached" in health
 
 
+def test_model_for_one_task_is_loaded_by_the_server(
+    tmp_path: Path, fake_lmstudio: FakeLMStudio
+) -> None:
+    fake_lmstudio.configure(load_delay=0.5)
+    scenario = """
+        local client = H.client()
+        vim.cmd('AigentsModel qwen/qwen3-8b completion')
+        H.record('setting', H.wait(20000, function()
+          return client.settings.aigents and client.settings.aigents.completionModel
+        end))
+        """
+    recorded = run_nvim(tmp_path, fake_lmstudio, scenario)
+    assert recorded["setting"] == "qwen/qwen3-8b"
+    loads = [r.body for r in fake_lmstudio.requests if r.path == "/api/v1/models/load"]
+    assert loads == [{"model": "qwen/qwen3-8b"}]
+    messages = [n["message"] for n in recorded["notifications"]]
+    assert any(
+        m.startswith("aigents: completion model set to qwen/qwen3-8b (loaded in") for m in messages
+    )
+
+
 def test_ghost_text_after_emoji_and_cjk(tmp_path: Path, fake_lmstudio: FakeLMStudio) -> None:
     # positions go in the client's encoding (utf-8 for Neovim): a wrong column would put the
     # cursor mid-line for the server, which then suggests nothing

@@ -263,7 +263,7 @@ function M.cancel()
   end
 end
 
---- The command line that lists models: the configured server command + `models --json`.
+--- The command line that lists models when no server runs: the server command + `models --json`.
 ---@return string[]?
 local function models_cmd()
   local cmd = config.options.cmd or vim.lsp.config.aigents and vim.lsp.config.aigents.cmd
@@ -276,24 +276,104 @@ local function models_cmd()
   return vim.list_extend(vim.deepcopy(cmd), { 'models', '--json' })
 end
 
---- Use `model` for every task: sent as the setting `model` (workspace/didChangeConfiguration).
----@param model string
-function M.set_model(model)
+local TASKS = { completion = true, chat = true, embedding = true, all = true }
+local SETTING_FOR = { all = 'model', completion = 'completionModel', chat = 'chatModel', embedding = 'embeddingModel' }
+
+--- Write settings (a `vim.NIL` value removes one) and send them to the servers
+--- (workspace/didChangeConfiguration).
+---@param values table<string, any>
+local function persist(values)
   config.options.settings = config.options.settings or {}
-  config.options.settings.model = model
+  local function put(section)
+    for name, value in pairs(values) do
+      section[name] = value ~= vim.NIL and value or nil
+    end
+    return section
+  end
+  put(config.options.settings)
   for _, client in ipairs(vim.lsp.get_clients({ name = 'aigents' })) do
     client.settings = client.settings or {}
     local section = type(client.settings.aigents) == 'table' and client.settings.aigents or {}
-    section = vim.tbl_extend('force', section, { model = model })
-    client.settings.aigents = section
+    client.settings.aigents = put(section)
     client:notify('workspace/didChangeConfiguration', { settings = client.settings })
   end
-  vim.notify('aigents: model set to ' .. model)
 end
 
+--- Use `model` for `task` (default: every task it can serve). With a server: `aigents.setModel`
+--- (it loads the model in LM Studio, with progress), then the settings it names are kept;
+--- without one, the setting alone.
+---@param model string
+---@param task? string completion|chat|embedding|all
+function M.set_model(model, task)
+  task = task or 'all'
+  local client = require('aigents').client(api.nvim_get_current_buf())
+  if not client then
+    persist({ [SETTING_FOR[task]] = model })
+    vim.notify('aigents: model set to ' .. model)
+    return
+  end
+  local arguments = { { model = model, task = task } }
+  client:request('workspace/executeCommand', { command = 'aigents.setModel', arguments = arguments }, function(err, result)
+    if err or type(result) ~= 'table' then
+      vim.notify('aigents: ' .. (err and err.message or 'no answer from aigents.setModel'), vim.log.levels.ERROR)
+      return
+    end
+    persist(result.settings or { [SETTING_FOR[task]] = model })
+    local tasks = result.tasks or {}
+    local what = (#tasks == 1 and tasks[1] ~= 'embedding') and (tasks[1] .. ' model') or 'model'
+    local load = type(result.load) == 'table' and (' (loaded in %.1f s)'):format(result.load.seconds) or ''
+    vim.notify(('aigents: %s set to %s%s'):format(what, result.model or model, load))
+  end)
+end
+
+--- The models as `aigents.listModels` gives them (older CLIs printed a bare array).
+local function model_list(value)
+  if type(value) ~= 'table' then
+    return nil
+  end
+  return value.models or (vim.islist(value) and value) or nil
+end
+
+local function choose(models, task)
+  if type(models) ~= 'table' or #models == 0 then
+    vim.notify('aigents: no models', vim.log.levels.WARN)
+    return
+  end
+  vim.ui.select(models, {
+    prompt = 'aigents model' .. (task and (' for ' .. task) or '') .. ':',
+    format_item = function(m)
+      local used = type(m.usedFor) == 'table' and #m.usedFor > 0 and (', ' .. table.concat(m.usedFor, '+')) or ''
+      return ('%s  [%s, %s%s]'):format(m.id, m.type or '?', m.state or '?', used)
+    end,
+  }, function(choice)
+    if choice then
+      M.set_model(choice.id, task)
+    end
+  end)
+end
+
+--- :AigentsModel [id] [task]: set a model, or pick one from the server's list.
 function M.model(opts)
-  if opts and opts.args and opts.args ~= '' then
-    return M.set_model(opts.args)
+  local args = opts and opts.fargs or {}
+  local task = args[2] or (args[1] and TASKS[args[1]] and args[1]) or nil
+  if task and not TASKS[task] then
+    vim.notify('aigents: the task is completion, chat, embedding or all', vim.log.levels.ERROR)
+    return
+  end
+  if args[1] and not TASKS[args[1]] then
+    return M.set_model(args[1], task)
+  end
+  local client = require('aigents').client(api.nvim_get_current_buf())
+  if client then
+    local params = { command = 'aigents.listModels', arguments = { vim.empty_dict() } }
+    client:request('workspace/executeCommand', params, function(err, result)
+      if err then
+        vim.notify('aigents: cannot list models: ' .. err.message, vim.log.levels.WARN)
+        return
+      end
+      choose(model_list(result), task)
+    end)
+    return
   end
   local cmd = models_cmd()
   if not cmd then
@@ -302,22 +382,14 @@ function M.model(opts)
   end
   vim.system(cmd, { text = true }, function(done)
     vim.schedule(function()
-      local ok, models = pcall(vim.json.decode, done.stdout or '')
-      if done.code ~= 0 or not ok or type(models) ~= 'table' or #models == 0 then
+      local ok, decoded = pcall(vim.json.decode, done.stdout or '')
+      local models = ok and model_list(decoded) or nil
+      if not models or #models == 0 then
         local why = vim.trim(done.stderr or '') ~= '' and vim.trim(done.stderr) or 'no models'
         vim.notify('aigents: cannot list models: ' .. why, vim.log.levels.WARN)
         return
       end
-      vim.ui.select(models, {
-        prompt = 'aigents model:',
-        format_item = function(m)
-          return ('%s  [%s, %s]'):format(m.id, m.type or '?', m.state or '?')
-        end,
-      }, function(choice)
-        if choice then
-          M.set_model(choice.id)
-        end
-      end)
+      choose(models, task)
     end)
   end)
 end
@@ -339,7 +411,18 @@ function M.create()
   define('AigentsDocstring', M.docstring, { range = true, desc = 'aigents: add a docstring' })
   define('AigentsTests', M.tests, { range = true, desc = 'aigents: write tests' })
   define('AigentsChat', M.chat, { range = true, nargs = '*', bang = true, desc = 'aigents: chat (! starts over)' })
-  define('AigentsModel', M.model, { nargs = '?', desc = 'aigents: choose the model' })
+  define('AigentsModel', M.model, {
+    nargs = '*',
+    desc = 'aigents: choose the model ([id] [completion|chat|embedding|all])',
+    complete = function(lead, line)
+      local n = #vim.split(vim.trim(line), '%s+')
+      local tasks = { 'completion', 'chat', 'embedding', 'all' }
+      if n >= 2 and lead == '' or n >= 3 then
+        return vim.tbl_filter(function(t) return vim.startswith(t, lead) end, tasks)
+      end
+      return {}
+    end,
+  })
   define('AigentsStatus', M.status, { desc = 'aigents: server status' })
   define('AigentsCancel', M.cancel, { desc = 'aigents: cancel running commands' })
 end
