@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aigents_lsp.providers.base import ToolCall, ToolSpec
 from aigents_lsp.workspace.ignore import IgnoreRules, path_from_uri
@@ -36,7 +36,20 @@ from aigents_lsp.workspace.paths import (
 )
 from aigents_lsp.workspace.secrets import redact
 
+if TYPE_CHECKING:
+    from aigents_lsp.index.search import SearchHit
+
 log = logging.getLogger(__name__)
+
+
+class IndexedSearch(Protocol):
+    """The workspace's semantic index, as the tools use it (`lsp.search.IndexService`)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def search(self, query: str, limit: int = 10) -> list[SearchHit]: ...
+
 
 OpenDocuments = Callable[[], Mapping[Path, str]]
 """Absolute path -> the editor's current (possibly unsaved) text of that document."""
@@ -84,9 +97,10 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
     _spec(
         "search_codebase",
         "Search the workspace files for text (case-insensitive) or a regular expression. "
-        "Returns matching lines as `path:line: text`.",
+        "Returns matching lines as `path:line: text`. When the workspace is indexed, a plain "
+        "query also finds code by meaning: describe what you look for, or name it.",
         "query",
-        query="string: The text (or regex) to find.",
+        query="string: The text (or regex) to find, or a description of the code.",
         regex="boolean: Treat query as a Python regular expression.",
         path_glob="string: Only search files matching this glob, e.g. '*.py' or 'src/**'.",
     ),
@@ -152,16 +166,19 @@ class WorkspaceTools:
         *,
         limits: ToolLimits | None = None,
         open_documents: OpenDocuments | None = None,
+        index: IndexedSearch | None = None,
     ) -> None:
         """`roots`: the workspace folders (the first one anchors relative paths); `ignore`
         defaults to `IgnoreRules(roots)` (confinement to `roots` holds whatever its
-        `outside_is_ignored`); `open_documents` is called on the event loop."""
+        `outside_is_ignored`); `open_documents` is called on the event loop; `index`, when
+        ready, answers plain searches (else they scan the files)."""
         if not roots:
             raise ValueError("WorkspaceTools needs at least one workspace root")
         self.rules = ignore if ignore is not None else IgnoreRules(roots)
         self.limits = limits or ToolLimits()
         self.paths = WorkspacePaths(roots, self.rules)
         self._open_documents = open_documents
+        self.index = index
 
     def specs(self) -> list[ToolSpec]:
         return list(TOOL_SPECS)
@@ -207,6 +224,10 @@ class WorkspaceTools:
             matches = PathGlob(path_glob) if path_glob else None
         except InvalidGlob as exc:
             return f"error: {exc}"
+        if not regex and self.index is not None and self.index.ready:
+            indexed = await self._search_index(query, matches, path_glob)
+            if indexed is not None:
+                return indexed
         search = functools.partial(self._search, pattern, matches, self._documents())
         found = await self._off_loop(search)
         if found is None:
@@ -217,6 +238,34 @@ class WorkspaceTools:
             return self._cap("\n".join([f"no matches for {query!r}{where}", *notes]))
         head = f"{len(hits)} match{'es' if len(hits) > 1 else ''} for {query!r}{where}:"
         return self._cap("\n".join([head, *hits, *notes]))
+
+    async def _search_index(
+        self, query: str, matches: PathGlob | None, path_glob: str | None
+    ) -> str | None:
+        """The index's best chunks as `path:line: text` (their best matching line); None when
+        it finds nothing, so the plain scan gets its turn."""
+        assert self.index is not None
+        try:
+            hits = await self.index.search(query, self.limits.max_search_results)
+        except Exception:
+            log.exception("index search failed; scanning the files instead")
+            return None
+        width = self.limits.max_line_chars
+        lines: list[str] = []
+        for hit in hits:
+            if self.rules.is_ignored(hit.path) or self.paths.escapes(Path(hit.path)):
+                continue  # never the case for a sound index: defense in depth
+            shown = self.paths.display(hit.path)
+            if matches is not None and not matches(shown):
+                continue
+            first = hit.snippet.split("\n", 1)[0].strip()
+            where = f" ({hit.symbol})" if hit.symbol else ""
+            lines.append(f"{shown}:{hit.line + 1}: {_clip(first, width)}{where}")
+        if not lines:
+            return None
+        where = f" in {path_glob}" if path_glob else ""
+        head = f"{len(lines)} result{'s' if len(lines) > 1 else ''} for {query!r}{where}:"
+        return self._cap("\n".join([head, *lines]))
 
     async def read_file(
         self, path: str, start_line: int | None = None, end_line: int | None = None

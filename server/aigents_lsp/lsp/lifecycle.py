@@ -7,7 +7,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from aigents_lsp.lsp import completion, models
+from aigents_lsp.lsp import completion, models, search
 from aigents_lsp.lsp.documents import LineWorkspace
 from aigents_lsp.lsp.logs import setup_logging
 from aigents_lsp.lsp.server import AigentsServer, workspace_roots
@@ -44,6 +44,7 @@ def register(server: AigentsServer) -> None:
         ls.send_status(ls.backend.status)
         await pull_configuration(ls)
         ls.run_task(ls.backend.probe(), "backend-probe")
+        search.start(ls)
         ls.run_task(models.check_at_start(ls), "model-swap-check")
         workspace = ls.client_capabilities.workspace
         change = workspace.did_change_configuration if workspace else None

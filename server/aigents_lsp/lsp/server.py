@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from aigents_lsp.assist.tools import WorkspaceTools
     from aigents_lsp.completion.engine import CompletionEngine
     from aigents_lsp.config import Settings, SettingsProblem
+    from aigents_lsp.lsp.search import IndexService
     from aigents_lsp.workspace.ignore import IgnoreRules
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class AigentsServer(LanguageServer):
         self.started_at = time.time()
         self._completion_engine: CompletionEngine | None = None
         self._ignore: IgnoreRules | None = None
+        self.semantic_search: IndexService | None = None  # set by lsp.search.register
         self.recent_edits: dict[str, int] = {}  # uri -> line of the latest edit, newest last
         self.completion_methods: list[str] = []
         self._stats_saved = 0.0
@@ -135,7 +137,10 @@ class AigentsServer(LanguageServer):
         from aigents_lsp.assist.tools import WorkspaceTools
 
         return WorkspaceTools(
-            self.workspace_roots, ignore=self.ignore_rules, open_documents=open_documents
+            self.workspace_roots,
+            ignore=self.ignore_rules,
+            open_documents=open_documents,
+            index=self.semantic_search,
         )
 
     def relative_path(self, uri: str) -> str | None:
@@ -330,7 +335,7 @@ def workspace_roots(params: types.InitializeParams) -> list[Path]:
 def create_server(settings: Settings | None = None) -> AigentsServer:
     """Build the server with every feature that exists registered (nothing advertised that
     is not built)."""
-    from aigents_lsp.lsp import code_actions, commands, completion, lifecycle
+    from aigents_lsp.lsp import code_actions, commands, completion, lifecycle, search
 
     server = AigentsServer()
     if settings is not None:
@@ -339,4 +344,5 @@ def create_server(settings: Settings | None = None) -> AigentsServer:
     completion.register(server)
     commands.register(server)
     code_actions.register(server)
+    search.register(server)
     return server
