@@ -44,6 +44,8 @@ async def test_capabilities_and_position_encoding(start_server: Any, editor: str
         "aigents.chat",
         "aigents.cancel",
         "aigents.action",
+        "aigents.listModels",
+        "aigents.setModel",
     }
     assert caps.code_action_provider is not None
     assert caps.hover_provider is None
