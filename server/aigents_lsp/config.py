@@ -177,7 +177,7 @@ class Settings(BaseModel):
     index: Literal["auto", "on", "off"] = Field(
         "auto",
         description="The semantic index of the workspace, used by `aigents.search` and the "
-        "model's `search_codebase` tool; kept in the user cache dir and updated on save. "
+        "model's `search_codebase` tool; kept in the user state dir and updated on save. "
         "`auto`: built in the background, with vectors when the provider has an embedding "
         "model (keyword search otherwise; the embedded engine is not started for it). `on`: "
         "vectors from the embedded engine too (slow on a CPU). `off`: no index; the model's "

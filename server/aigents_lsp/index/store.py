@@ -1,4 +1,5 @@
-"""The on-disk index: one SQLite file per workspace under the user cache dir.
+"""The on-disk index: one SQLite file per workspace under the user state dir (where logs and
+metrics live too; tests and users isolate it with `XDG_STATE_HOME`).
 
 Tables: `files` (path, mtime, size, sha1: what was indexed), `chunks` (lines, symbol, text,
 term counts, and the vector with the model that made it), `meta`. SQLite is in the standard
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigents_lsp.paths import cache_dir
+from aigents_lsp.paths import state_dir
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -43,7 +44,7 @@ def store_path(roots: Sequence[Path]) -> Path:
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
     name = roots[0].name if roots else "workspace"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40]
-    return cache_dir() / "index" / f"{safe}-{digest}" / "index.sqlite3"
+    return state_dir() / "index" / f"{safe}-{digest}" / "index.sqlite3"
 
 
 @dataclass(frozen=True, slots=True)
