@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import math
+import re
 import select
 import signal
 import socket
@@ -49,6 +52,17 @@ Reply = str | Callable[[dict[str, Any]], str]
 ToolCalls = list[dict[str, Any]] | Callable[[dict[str, Any]], list[dict[str, Any]]]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TOKEN = "sk-lm-fake0001:abcdefghijklmnopqrst"
+
+
+def bag_of_words_vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector: each lower-cased word (identifiers split at `_` and
+    camelCase) adds 1 to the dimension its hash picks."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+", text):
+        slot = int.from_bytes(hashlib.sha1(word.lower().encode()).digest()[:4], "big")
+        vector[slot % dimensions] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [round(x / norm, 6) for x in vector]
 
 
 def default_models() -> list[dict[str, Any]]:
@@ -109,6 +123,9 @@ class Behaviour:
     sse_body: str | None = None  # replay these exact bytes to streaming requests
     json_body: dict[str, Any] | None = None  # and this body to non-streaming ones
     embedding_dimensions: int = 8
+    # "hash": a vector per exact text; "words": a hashed bag of words (unit length), so texts
+    # sharing words are close and search over them is testable
+    embedding_kind: Literal["hash", "words"] = "hash"
     # models
     models: list[dict[str, Any]] = field(default_factory=default_models)
     jit: bool = True  # unloaded models load on demand; /v1/models lists all
@@ -698,7 +715,11 @@ class _Handler(BaseHTTPRequestHandler):
         data = [
             {
                 "object": "embedding",
-                "embedding": wire.embedding_vector(text, b.embedding_dimensions),
+                "embedding": (
+                    bag_of_words_vector(text, b.embedding_dimensions)
+                    if b.embedding_kind == "words"
+                    else wire.embedding_vector(text, b.embedding_dimensions)
+                ),
                 "index": i,
             }
             for i, text in enumerate(texts)
