@@ -63,6 +63,10 @@ def chunk_text(
     chunks: list[Chunk] = []
     for start, end, symbol in _merge_small(spans, lines):
         for piece_start, piece_end in _split(lines, start, end, max_lines, max_chars):
+            while piece_start < piece_end and not lines[piece_start].strip():
+                piece_start += 1  # a location starts at code, not at the blank lines before it
+            while piece_end > piece_start and not lines[piece_end].strip():
+                piece_end -= 1
             body = "\n".join(lines[piece_start : piece_end + 1])
             if body.strip():
                 chunks.append(Chunk(piece_start, piece_end, body[:max_chars], symbol))

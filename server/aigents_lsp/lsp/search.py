@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from aigents_lsp.lsp.server import AigentsServer  # at runtime: pygls injects `ls` by it
 from aigents_lsp.providers.base import NoModelLoaded, ProviderError
 
 if TYPE_CHECKING:
     from aigents_lsp.index.indexer import BuildReport, EmbeddingSource, SemanticIndex
     from aigents_lsp.index.search import SearchHit
-    from aigents_lsp.lsp.server import AigentsServer
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +176,8 @@ class IndexService:
     def _tell_keyword_only(self, reason: str | None) -> None:
         if reason and reason != self._told:
             self._told = reason
-            message = f"aigents: the semantic index uses keyword search only: {reason}"
-            log.warning("%s", message)
-            try:
-                self._ls.window_log_message(
-                    types.LogMessageParams(type=types.MessageType.Info, message=message)
-                )
-            except Exception:
-                log.debug("log message not sent")
+            # A warning reaches the editor's log too (`window/logMessage`, lsp.logs).
+            log.warning("aigents: the semantic index uses keyword search only: %s", reason)
 
     # --- updates ------------------------------------------------------------------------------
 
