@@ -40,9 +40,9 @@ CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks (path);
 
 def store_path(roots: Sequence[Path]) -> Path:
     """Where the index of a workspace (its set of folders) lives."""
-    key = "\n".join(sorted(root.resolve().as_posix() for root in roots))
-    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
-    name = roots[0].name if roots else "workspace"
+    resolved = sorted(root.resolve().as_posix() for root in roots)
+    digest = hashlib.sha1("\n".join(resolved).encode("utf-8")).hexdigest()[:16]
+    name = Path(resolved[0]).name if resolved else "workspace"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40]
     return state_dir() / "index" / f"{safe}-{digest}" / "index.sqlite3"
 
