@@ -18,12 +18,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from aigents_lsp.paths import user_config_dir
 
-ProviderName = Literal["auto", "lmstudio", "embedded", "openai-compatible"]
+ProviderName = Literal[
+    "auto",
+    "lmstudio",
+    "embedded",
+    "ollama",
+    "llamacpp",
+    "llamafile",
+    "vllm",
+    "openai",
+    "openai-compatible",
+]
+EndpointName = Literal[
+    "lmstudio", "embedded", "ollama", "llamacpp", "llamafile", "vllm", "openai", "openai-compatible"
+]
+TaskName = Literal["completion", "chat", "embedding"]
+_URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
 ENV_PREFIX = "AIGENTS_"
 USER_CONFIG_NAME = "config.toml"
 WORKSPACE_CONFIG_NAME = ".aigents.toml"
@@ -44,6 +59,37 @@ class UserAction(BaseModel):
     )
 
 
+class Endpoint(BaseModel):
+    """One provider in a route: `"ollama"`, `"ollama@http://gpu-box:11434/v1"`, or a table
+    `{provider, api_base, model, api_key_env}`."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+    provider: EndpointName
+    api_base: str | None = Field(
+        None, pattern=_URL_PATTERN, description="Unset: the preset's default address."
+    )
+    model: str | None = Field(None, description="Model id on this provider (unset: picked).")
+    api_key_env: str | None = Field(
+        None,
+        description="Environment variable holding this provider's API key (unset: `api_key` "
+        "when it is the main `provider`, else the preset's variable such as OPENAI_API_KEY).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name, _, base = value.partition("@")
+            return {"provider": name.strip(), "api_base": base.strip() or None}
+        return value
+
+    def label(self) -> str:
+        return f"{self.provider}@{self.api_base}" if self.api_base else self.provider
+
+
 class Settings(BaseModel):
     """Every setting of aigents-lsp. The docs in `docs/settings.md` are generated from this."""
 
@@ -60,14 +106,28 @@ class Settings(BaseModel):
         description=(
             "Which backend serves the model. `auto`: LM Studio when it answers at `api_base`, "
             "otherwise the embedded llama.cpp engine. `lmstudio`: LM Studio only, never a "
-            "fallback. `embedded`: always the embedded engine. `openai-compatible`: any server "
-            "speaking the OpenAI API at `api_base`."
+            "fallback. `embedded`: always the embedded engine. Presets with their own defaults "
+            "and strengths: `ollama` (localhost:11434, native FIM), `llamacpp` / `llamafile` "
+            "(localhost:8080, native FIM through /infill), `vllm` (localhost:8000), `openai` "
+            "(api.openai.com, key from OPENAI_API_KEY; code leaves your machine). "
+            "`openai-compatible`: any server speaking the OpenAI API at `api_base`."
         ),
     )
-    api_base: str = Field(
-        "http://localhost:1234/v1",
-        description="Base URL of the OpenAI-compatible API (LM Studio's default is shown).",
-        pattern=r"^https?://[^\s/]+(/\S*)?$",
+    api_base: str | None = Field(
+        None,
+        description="Base URL of the OpenAI-compatible API. Unset: the provider's default "
+        "(LM Studio http://localhost:1234/v1, Ollama http://localhost:11434/v1, llama.cpp and "
+        "llamafile http://localhost:8080/v1, vLLM http://localhost:8000/v1, OpenAI "
+        "https://api.openai.com/v1).",
+        pattern=_URL_PATTERN,
+    )
+    routes: dict[TaskName, tuple[Endpoint, ...]] = Field(
+        default_factory=dict,
+        description="Hybrid routing: per task (`completion`, `chat`, `embedding`), an ordered "
+        'list of providers tried in turn, e.g. `{chat = ["lmstudio", "ollama", "openai"]}`. '
+        "A provider that stops answering is skipped until its health check passes again; "
+        "the status says which one serves. A provider on another machine is used only when "
+        "listed here, and you are told when it takes over. Unset task: `provider`.",
     )
     api_key: SecretStr | None = Field(
         None,
@@ -197,6 +257,13 @@ class Settings(BaseModel):
         None,
         description="Log file path. Unset: `aigents-lsp.log` in the user's log directory.",
     )
+
+    @property
+    def base_url(self) -> str:
+        """`api_base`, else the default address of `provider`."""
+        from aigents_lsp.providers.presets import default_base
+
+        return self.api_base or default_base(self.provider)
 
     def model_for(self, task: Literal["completion", "chat", "embedding"]) -> str | None:
         """The configured model id for a task, or None to let the provider choose."""
@@ -354,11 +421,11 @@ def settings_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for name, info in Settings.model_fields.items():
-        default = info.default
-        shown = "unset" if default is None else f"`{default}`"
+        default = info.get_default(call_default_factory=True)
+        shown = "unset" if default in (None, {}, ()) else f"`{default}`"
         annotation = str(info.annotation).replace("typing.", "").replace("|", "or")
         desc = (info.description or "").replace("|", "\\|")
-        if "Literal" in annotation:
+        if "Literal" in annotation and "Endpoint" not in annotation:
             desc += f" One of: {annotation.split('[', 1)[1].rstrip(']')}."
         lines.append(
             f"| `aigents.{to_camel(name)}` | `{name}` | `{ENV_PREFIX}{name.upper()}` "

@@ -89,7 +89,7 @@ async def _port_owner(client: httpx.AsyncClient, root: str) -> str:
 
 async def diagnose(settings: Settings) -> list[Check]:
     checks: list[Check] = []
-    base = settings.api_base
+    base = settings.base_url
     root = _root(base)
     key = settings.api_key.get_secret_value() if settings.api_key else None
 
@@ -294,7 +294,7 @@ async def run_doctor(as_json: bool = False) -> int:
         report = {"ok": not failed, "checks": [asdict(c) for c in checks], "stats": stats}
         print(json.dumps(report, indent=2))
         return 1 if failed else 0
-    print(f"aigents-lsp doctor — provider {settings.provider}, api base {settings.api_base}")
+    print(f"aigents-lsp doctor — provider {settings.provider}, api base {settings.base_url}")
     for check in checks:
         mark = _color(_MARK[check.verdict], check.verdict)
         print(f"  [{mark}] {check.name}: {check.detail}")
@@ -314,7 +314,7 @@ async def run_models(as_json: bool = False) -> int:
     settings = _settings()
     key = settings.api_key.get_secret_value() if settings.api_key else None
     provider = LMStudioProvider(
-        settings.api_base, api_key=key, connect_timeout=settings.connect_timeout
+        settings.base_url, api_key=key, connect_timeout=settings.connect_timeout
     )
     try:
         models = await provider.list_models()

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_defaults_point_at_lmstudio() -> None:
     settings = Settings()
     assert settings.provider == "auto"
-    assert settings.api_base == "http://localhost:1234/v1"
+    assert settings.base_url == "http://localhost:1234/v1"
     assert settings.model_for("completion") is None
 
 
@@ -64,7 +64,7 @@ def test_unknown_setting_and_bad_url_are_reported() -> None:
     settings, problems = merge(
         [SettingsLayer("editor", {"apiBase": "localhost:1234", "colour": "red"})]
     )
-    assert settings.api_base == "http://localhost:1234/v1"
+    assert settings.base_url == "http://localhost:1234/v1"
     assert {p.field for p in problems} == {"colour", "api_base"}
 
 

@@ -41,7 +41,7 @@ def test_template_renders_the_exact_prompt(name: str) -> None:
 
 
 def test_every_template_is_tested_and_says_where_its_format_comes_from() -> None:
-    assert set(TEMPLATES) == {*RENDERED, "chat"}
+    assert set(TEMPLATES) == {*RENDERED, "chat", "native"}
     assert all(template.source for template in TEMPLATES.values())
 
 
@@ -303,3 +303,9 @@ def test_strip_model_output_cuts_at_tokens_and_drops_echoes() -> None:
     # Only the template's own tokens count: `</s>` is HTML for a Qwen model.
     assert qwen.clean("<s>old</s> price") == "<s>old</s> price"
     assert strip_model_output("a<EOT>b", ("<EOT>",)) == "a"
+
+
+def test_native_fim_is_used_unless_chat_only_or_a_user_template() -> None:
+    assert pick_template("qwen2.5-coder:1.5b", None, native=True).name == "native"
+    assert pick_template("gpt-4.1-mini", None, native=True, chat_only=True).name == "chat"
+    assert pick_template("x", None, user_template="qwen-coder", native=True).name == "qwen-coder"

@@ -23,7 +23,13 @@ from aigents_lsp.completion.metrics import CompletionMetrics
 from aigents_lsp.completion.postprocess import cursor_indent, postprocess, should_stop
 from aigents_lsp.completion.scheduler import DocumentScheduler, Generation, Superseded
 from aigents_lsp.completion.templates import FimTemplate, extract_fill, pick_template
-from aigents_lsp.providers.base import ChatParams, CompletionParams, Provider, StreamDelta
+from aigents_lsp.providers.base import (
+    ChatParams,
+    CompletionParams,
+    InfillParams,
+    Provider,
+    StreamDelta,
+)
 
 if TYPE_CHECKING:
     from aigents_lsp.config import Settings
@@ -67,6 +73,7 @@ class Target:
     arch: str | None = None
     context_length: int | None = None
     chat_only: bool = False
+    native_fim: bool = False  # the backend renders FIM itself (`Provider.stream_infill`)
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,7 @@ class CompletionEngine:
             target.arch,
             user_template=settings.completion_template,
             chat_only=target.chat_only,
+            native=target.native_fim,
         )
         key = CacheKey.of(target.model, template.name, request.prefix, request.suffix)
         ticket = self.scheduler.enter(request.uri)
@@ -265,6 +273,7 @@ class CompletionEngine:
         start_indent = cursor_indent(request.prefix)
         max_lines = MAX_MULTILINE_LINES
         prefix, suffix = job.context.prefix, job.context.suffix
+        heal = ""
         if template.kind == "chat":
             stream = target.provider.stream_chat(
                 ChatParams(
@@ -276,9 +285,21 @@ class CompletionEngine:
                     temperature=settings.completion_temperature,
                 )
             )
+        elif template.name == "native":
+            stream = target.provider.stream_infill(
+                InfillParams(
+                    prefix=prefix,
+                    suffix=suffix,
+                    model=target.model,
+                    max_tokens=settings.completion_max_tokens if multiline else 48,
+                    temperature=settings.completion_temperature,
+                    stop=[] if multiline else ["\n"],
+                    context=job.context.snippets,
+                    file_path=request.file_path,
+                )
+            )
         else:
             stop = list(template.stop) + ([] if multiline else ["\n"])
-            heal = ""
             grammar = None
             if template.kind == "prefix" and not multiline and target.provider.supports_grammar:
                 heal = healing_text(prefix)

@@ -247,6 +247,8 @@ _ALL: tuple[FimTemplate, ...] = (
                 "ours: a fill-the-hole instruction for chat-only models"),
     FimTemplate("prefix-only", "prefix", _render_prefix_only, (), (),
                 "ours: plain continuation for base models without FIM tokens"),
+    FimTemplate("native", "fim", _render_prefix_only, (), (),
+                "the server's own FIM (llama.cpp /infill, Ollama suffix): it applies the tokens"),
 )  # fmt: skip
 
 TEMPLATES: Mapping[str, FimTemplate] = MappingProxyType({t.name: t for t in _ALL})
@@ -305,12 +307,14 @@ def pick_template(
     user_template: str | None = None,
     user_stop: Sequence[str] = (),
     chat_only: bool = False,
+    native: bool = False,
 ) -> FimTemplate:
     """The template for a completion request.
 
     `chat_only` wins (a raw prompt cannot be sent to a backend that only chats), then the user's
     template (a built-in name such as "qwen-coder", or a string with {prefix}/{suffix}/{file}),
-    then the model id, then LM Studio's `arch`; models without FIM tokens get "prefix-only".
+    then the backend's native FIM (`native`), then the model id, then LM Studio's `arch`;
+    models without FIM tokens get "prefix-only".
     Raises TemplateError for an unusable user template.
     """
     if chat_only:
@@ -318,6 +322,8 @@ def pick_template(
     if user_template and user_template.strip():
         builtin = TEMPLATES.get(user_template.strip().lower())
         return builtin if builtin else custom_template(user_template, user_stop)
+    if native:
+        return TEMPLATES["native"]
     return template_for_model(model_id, arch)
 
 

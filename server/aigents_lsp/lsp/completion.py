@@ -134,14 +134,20 @@ async def target(ls: AigentsServer) -> Target:
     from aigents_lsp.completion.engine import Target
 
     backend = ls.backend
-    provider = await backend.provider()
+    provider = await backend.provider("completion")
     model = await backend.model_for("completion")
-    info = await backend.model_info(model)
+    info = await backend.model_info(model, "completion")
+    chat_only = provider.chat_only(model)
     return Target(
         provider=provider,
         model=model,
         arch=info.arch if info else None,
         context_length=info.context_length if info else None,
+        chat_only=chat_only,
+        # The server's own FIM (llama.cpp /infill, Ollama suffix) unless a template is set.
+        native_fim=not chat_only
+        and not ls.settings.completion_template
+        and await provider.supports_infill(model),
     )
 
 
@@ -159,14 +165,25 @@ async def suggest(
     if "\x00" in request.prefix[-2000:] or "\x00" in request.suffix[:2000]:
         return None  # binary content is never sent to a model
     backend = ls.backend
+    where: Target | None = None
     try:
         async with asyncio.timeout(ls.settings.completion_timeout):
-            where = await target(ls)
-            async with backend.busy(where.model):
-                suggestion = await ls.completion_engine.complete(request, where)
-        backend.mark_ready(where.model)
-    except ProviderError as error:
-        backend.report_error(error)
+            for attempt in (1, 2):
+                where = await target(ls)
+                try:
+                    async with backend.busy(where.model):
+                        suggestion = await ls.completion_engine.complete(request, where)
+                    break
+                except ProviderError as error:
+                    backend.report_error(error, where.provider)
+                    # Routed: a provider that stopped answering hands over to the next one.
+                    failed_over = (await backend.provider("completion")) is not where.provider
+                    if attempt == 2 or not failed_over:
+                        return None
+        assert where is not None
+        backend.mark_ready(where.model, where.provider)
+    except ProviderError as error:  # choosing the model failed (e.g. nothing answers)
+        backend.report_error(error, where.provider if where else None)
         return None
     except TimeoutError:
         backend.report_error(

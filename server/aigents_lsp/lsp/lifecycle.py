@@ -37,7 +37,7 @@ def register(server: AigentsServer) -> None:
             ls.version,
             ls.client_name,
             ls.settings.provider,
-            ls.settings.api_base,
+            ls.settings.base_url,
             path,
         )
         ls.report_settings_problems()

@@ -1,16 +1,22 @@
-"""Which provider serves, and how it is doing.
+"""Which provider serves each task, and how it is doing.
 
-`Backend` turns settings into a live `Provider` (LM Studio, the embedded engine, or any
-OpenAI-compatible server), tracks its state for the `aigents/status` notification, and makes
-sure the user hears about each incident once. No LSP here: callbacks carry everything out.
+`Backend` turns settings into live `Provider`s (LM Studio, the embedded engine, a preset such as
+Ollama or llama.cpp, or any OpenAI-compatible server), tracks their state for the
+`aigents/status` notification, and makes sure the user hears about each incident once.
+
+With `routes`, each task has an ordered list of providers: the first one that is not down
+serves. A provider that stops answering is marked down and watched by a health check with
+backoff; the task fails over to the next one, and comes back when the first answers again.
+A provider on another machine only serves when the user listed it, and the user is told when
+it takes over. No LSP here: callbacks carry everything out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -18,9 +24,10 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from aigents_lsp.providers.base import BackendUnavailable, ModelInfo, Provider, ProviderError
+from aigents_lsp.providers.presets import PRESETS, build_provider, is_loopback
 
 if TYPE_CHECKING:
-    from aigents_lsp.config import Settings
+    from aigents_lsp.config import Endpoint, Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +41,6 @@ MODEL_INFO_TIMEOUT_SECONDS = 3.0
 BUSY_AFTER_SECONDS = 0.25
 RECOVERY_FIRST_SECONDS = 1.0  # health checks while the backend is away: 1 s, 2 s, 4 s ... 30 s
 RECOVERY_MAX_SECONDS = 30.0
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 @dataclass(frozen=True)
@@ -45,14 +51,19 @@ class Status:
     provider: str
     model: str | None = None
     message: str = ""
+    # With `routes`: which provider serves each routed task now ({"chat": "ollama", ...}).
+    routes: tuple[tuple[str, str], ...] = ()
 
-    def to_wire(self) -> dict[str, str | None]:
-        return {
+    def to_wire(self) -> dict[str, object]:
+        wire: dict[str, object] = {
             "state": self.state,
             "provider": self.provider,
             "model": self.model,
             "message": self.message,
         }
+        if self.routes:
+            wire["routes"] = dict(self.routes)
+        return wire
 
 
 ProgressCallback = Callable[[str, int | None], None]
@@ -64,6 +75,7 @@ def _connection_key(settings: Settings) -> tuple[object, ...]:
     return (
         settings.provider,
         settings.api_base,
+        settings.routes,
         settings.api_key.get_secret_value() if settings.api_key else None,
         settings.connect_timeout,
         settings.read_timeout,
@@ -101,30 +113,47 @@ class Backend:
         self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         # Session choices (`aigents.setModel`) over the settings, until the setting changes.
         self.model_overrides: dict[Task, str] = {}
+        # Routing: providers by endpoint, which are down (watched), who serves each task.
+        self._routed: dict[tuple[str, str], Provider] = {}
+        self._down: set[int] = set()
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._serving: dict[Task, tuple[Endpoint, Provider]] = {}
         self.status = Status(state="starting", provider=self.describe_provider())
 
     # --- status ---------------------------------------------------------------------------
 
     def describe_provider(self) -> str:
+        serving = self._serving.get("completion")
+        if serving is not None:
+            return serving[1].name
         if self._provider is not None:
             return self._provider.name
         return self.settings.provider
 
+    def _routes_now(self) -> tuple[tuple[str, str], ...]:
+        return tuple((task, provider.name) for task, (_, provider) in self._serving.items())
+
     def _set_status(self, status: Status) -> None:
+        if self._serving:
+            status = replace(status, routes=self._routes_now())
         if status != self.status:
             self.status = status
             self._on_status(status)
 
-    def mark_ready(self, model: str | None = None) -> None:
+    def mark_ready(self, model: str | None = None, provider: Provider | None = None) -> None:
         """A request succeeded: the incident (if any) is over."""
+        self._down.discard(id(provider or self._provider))
         if self._incident is not None:
             log.info("backend recovered: %s", self.describe_provider())
         self._incident = None
         state: State = "busy" if self._busy else "ready"
         self._set_status(Status(state, self.describe_provider(), model or self.status.model))
 
-    def report_error(self, error: ProviderError) -> None:
-        """Set the status; tell the user once per incident (a change of error kind is news)."""
+    def report_error(self, error: ProviderError, provider: Provider | None = None) -> None:
+        """Set the status; tell the user once per incident (a change of error kind is news).
+        A routed provider that stopped answering hands its tasks to the next one instead."""
+        if error.kind == "server_down" and self._fail_over(error, provider):
+            return
         offline = error.kind in ("server_down", "timeout")
         state: State = "offline" if offline else "error"
         self._set_status(Status(state, self.describe_provider(), self.status.model, str(error)))
@@ -148,16 +177,100 @@ class Backend:
             provider = self._provider
             if provider is None or self._incident is None:
                 return
-            try:
-                report = await provider.health()
-            except Exception as exc:  # health must never take the server down
-                log.debug("health check failed: %s", exc)
-                report = None
-            if report is not None and report.ok and self._incident is not None:
+            if await _answers(provider) and self._incident is not None:
                 self._on_notice(f"aigents: {provider.name} at {provider.base_url} is back.", "info")
                 self.mark_ready()
                 return
             delay = min(delay * 2, RECOVERY_MAX_SECONDS)
+
+    # --- routing --------------------------------------------------------------------------
+
+    def _fail_over(self, error: ProviderError, provider: Provider | None) -> bool:
+        """Mark a routed provider down; True when its tasks have another provider to go to."""
+        if provider is None or not any(p is provider for _, p in self._serving.values()):
+            return False
+        newly = id(provider) not in self._down
+        self._down.add(id(provider))
+        watcher = self._watchers.get(id(provider))
+        if watcher is None or watcher.done():
+            loop = asyncio.get_running_loop()
+            self._watchers[id(provider)] = loop.create_task(self._watch_routed(provider))
+        moved = [task for task in self.settings.routes if self._alternative(task, provider)]
+        if not moved:
+            return False
+        if newly:
+            self._on_notice(
+                f"aigents: {provider.name} at {provider.base_url} is not answering "
+                f"({error.message}); {', '.join(moved)} will use the next provider in "
+                "aigents.routes until it is back.",
+                "warning",
+            )
+        return True
+
+    def _alternative(self, task: Task, provider: Provider) -> bool:
+        serving = self._serving.get(task)
+        if serving is None or serving[1] is not provider:
+            return False
+        return any(id(p) not in self._down for _, p in self._candidates(task))
+
+    async def _watch_routed(self, provider: Provider) -> None:
+        """Health checks with backoff until a routed provider answers; its tasks then return."""
+        delay = RECOVERY_FIRST_SECONDS
+        while id(provider) in self._down:
+            await asyncio.sleep(delay)
+            if await _answers(provider):
+                self._down.discard(id(provider))
+                self._on_notice(f"aigents: {provider.name} at {provider.base_url} is back.", "info")
+                for task in list(self._serving):
+                    self._choose(task)
+                self.mark_ready(provider=provider)
+                return
+            delay = min(delay * 2, RECOVERY_MAX_SECONDS)
+
+    def _candidates(self, task: Task) -> list[tuple[Endpoint, Provider]]:
+        return [(e, self._endpoint_provider(e)) for e in self.settings.routes.get(task, ())]
+
+    def _choose(self, task: Task) -> tuple[Endpoint, Provider]:
+        """The first provider of the task's route that is not down (the first if all are)."""
+        candidates = self._candidates(task)
+        chosen = next((c for c in candidates if id(c[1]) not in self._down), candidates[0])
+        previous = self._serving.get(task)
+        self._serving[task] = chosen
+        if previous is None or previous[1] is not chosen[1]:
+            provider = chosen[1]
+            if not provider.local:
+                self._on_notice(
+                    f"aigents: {task} now goes to {provider.name} at {provider.base_url} "
+                    "(aigents.routes): your code leaves this machine.",
+                    "warning",
+                )
+            elif previous is not None:
+                self._on_notice(f"aigents: {task} now served by {provider.name}.", "info")
+            self._set_status(replace(self.status, provider=self.describe_provider()))
+        return chosen
+
+    def _endpoint_provider(self, endpoint: Endpoint) -> Provider:
+        if endpoint.provider == "embedded":
+            return self._embedded_provider()
+        base = endpoint.api_base or PRESETS[endpoint.provider].api_base
+        key = (endpoint.provider, base)
+        if key not in self._routed:
+            self._warn_if_exposed(base)
+            s = self.settings
+            api_key = None
+            if endpoint.api_key_env:
+                api_key = os.environ.get(endpoint.api_key_env) or None
+            elif endpoint.provider == s.provider and s.api_key is not None:
+                api_key = s.api_key.get_secret_value()
+            self._routed[key] = build_provider(
+                endpoint.provider,
+                base,
+                api_key=api_key,
+                connect_timeout=s.connect_timeout,
+                read_timeout=s.read_timeout,
+                ttl=s.ttl,
+            )
+        return self._routed[key]
 
     @contextlib.asynccontextmanager
     async def busy(self, model: str | None = None) -> AsyncIterator[None]:
@@ -194,8 +307,14 @@ class Backend:
             self._model_info.clear()
             self._set_status(Status("starting", settings.provider))
 
-    async def provider(self) -> Provider:
-        """The provider that serves now (created on first need)."""
+    async def provider(self, task: Task = "completion") -> Provider:
+        """The provider that serves `task` now (created on first need)."""
+        if self.settings.routes.get(task):
+            return self._choose(task)[1]
+        return await self._main_provider()
+
+    async def _main_provider(self) -> Provider:
+        """The provider named by `provider` (for `auto`: LM Studio or the embedded engine)."""
         if self._provider is not None and not self._should_recheck_lmstudio():
             return self._provider
         async with self._lock:
@@ -206,10 +325,21 @@ class Backend:
     async def model_for(self, task: Task) -> str | None:
         """The model id for a task: the session's choice, the configured one, else what the
         provider picks."""
-        configured = self.model_overrides.get(task) or self.settings.model_for(task)
+        override = self.model_overrides.get(task)
+        if override:
+            return override
+        configured = self.settings.model_for(task)
+        provider = await self.provider(task)
+        serving = self._serving.get(task)
+        if serving is not None and serving[1] is provider:
+            # A routed provider: its own model, else the configured one only if it is the
+            # main provider (a model id of LM Studio means nothing to OpenAI).
+            if serving[0].model:
+                return serving[0].model
+            if serving[0].provider != self.settings.provider:
+                return await provider.resolve_model(task)
         if configured:
             return configured
-        provider = await self.provider()
         return await provider.resolve_model(task)
 
     async def probe(self) -> None:
@@ -236,24 +366,28 @@ class Backend:
                 )
             )
 
-    async def model_info(self, model: str | None) -> ModelInfo | None:
+    async def model_info(self, model: str | None, task: Task = "completion") -> ModelInfo | None:
         """What the provider says of a model (arch, context length), cached for a while;
         None when unknown or when the provider cannot list models."""
         if model is None:
             return None
-        provider = await self.provider()
+        provider = await self.provider(task)
         now = time.monotonic()
         cached = self._model_info.get((provider.name, model))
         if cached is not None and now - cached[0] < MODEL_INFO_SECONDS:
             return cached[1]
+        describe = getattr(provider, "model_info", None)
+        found: ModelInfo | None = None
         try:
             # Metadata only: never let a stuck model list hold up a request.
             async with asyncio.timeout(MODEL_INFO_TIMEOUT_SECONDS):
-                models = await provider.list_models()
+                if callable(describe):
+                    found = await describe(model)
+                else:
+                    models = await provider.list_models()
+                    found = next((m for m in models if m.id == model), None)
         except (ProviderError, TimeoutError) as error:
             log.debug("model list unavailable: %s", error)
-            models = []
-        found = next((m for m in models if m.id == model), None)
         self._model_info[(provider.name, model)] = (now, found)
         return found
 
@@ -269,9 +403,9 @@ class Backend:
         choice = self.settings.provider
         if choice == "embedded":
             return self._embedded_provider()
-        self._warn_if_exposed(self.settings.api_base)
-        if choice == "openai-compatible":
-            return self._openai_provider()
+        self._warn_if_exposed(self.settings.base_url)
+        if choice not in ("auto", "lmstudio"):
+            return self._preset_provider()
         lmstudio = self._lmstudio_provider()
         if choice == "lmstudio":
             return lmstudio
@@ -298,13 +432,8 @@ class Backend:
         """Code sent over plain http to another machine can be read on the way: say so once."""
         parts = urlsplit(base)
         host = (parts.hostname or "").lower()
-        if parts.scheme != "http" or host in _LOOPBACK_NAMES or host in self._warned_hosts:
+        if parts.scheme != "http" or is_loopback(base) or host in self._warned_hosts:
             return
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                return
-        except ValueError:
-            pass
         self._warned_hosts.add(host)
         self._on_notice(
             f"aigents: your code goes to {host} over plain http (unencrypted). Use https, an "
@@ -318,7 +447,7 @@ class Backend:
 
             s = self.settings
             self._lmstudio = LMStudioProvider(
-                s.api_base,
+                s.base_url,
                 api_key=s.api_key.get_secret_value() if s.api_key else None,
                 connect_timeout=s.connect_timeout,
                 read_timeout=s.read_timeout,
@@ -326,15 +455,15 @@ class Backend:
             )
         return self._lmstudio
 
-    def _openai_provider(self) -> Provider:
-        from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider
-
+    def _preset_provider(self) -> Provider:
         s = self.settings
-        return OpenAICompatibleProvider(
-            s.api_base,
+        return build_provider(
+            s.provider,
+            s.base_url,
             api_key=s.api_key.get_secret_value() if s.api_key else None,
             connect_timeout=s.connect_timeout,
             read_timeout=s.read_timeout,
+            ttl=s.ttl,
         )
 
     def _embedded_provider(self) -> Provider:
@@ -352,8 +481,15 @@ class Backend:
         return self._embedded
 
     async def _close_providers(self) -> None:
-        providers = {id(p): p for p in (self._provider, self._lmstudio, self._embedded) if p}
+        everything = (self._provider, self._lmstudio, self._embedded, *self._routed.values())
+        providers = {id(p): p for p in everything if p}
         self._provider = self._lmstudio = self._embedded = None
+        self._routed.clear()
+        self._serving.clear()
+        self._down.clear()
+        for watcher in self._watchers.values():
+            watcher.cancel()
+        self._watchers.clear()
         for provider in providers.values():
             try:
                 await provider.aclose()
@@ -363,6 +499,8 @@ class Backend:
     async def aclose(self) -> None:
         if self._recovery is not None:
             self._recovery.cancel()
+        for watcher in self._watchers.values():
+            watcher.cancel()
         async with self._lock:
             await self._close_providers()
 
@@ -371,3 +509,13 @@ class Backend:
         stop = getattr(self._embedded, "stop_sync", None)
         if callable(stop):
             stop()
+
+
+async def _answers(provider: Provider) -> bool:
+    """One health check; never raises (health must never take the server down)."""
+    try:
+        report = await provider.health()
+    except Exception as exc:
+        log.debug("health check of %s failed: %s", provider.name, exc)
+        return False
+    return report.ok

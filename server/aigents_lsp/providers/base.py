@@ -121,6 +121,22 @@ class CompletionParams:
 
 
 @dataclass(frozen=True)
+class InfillParams:
+    """A fill-in-the-middle request in the backend's own FIM format (llama.cpp `/infill`,
+    Ollama `/api/generate` with `suffix`): the server applies the model's FIM tokens."""
+
+    prefix: str
+    suffix: str
+    model: str | None = None
+    max_tokens: int = 128
+    temperature: float = 0.2
+    stop: Sequence[str] = ()
+    # Other files as (path, text), for servers that take repository context (`input_extra`).
+    context: Sequence[tuple[str, str]] = ()
+    file_path: str | None = None
+
+
+@dataclass(frozen=True)
 class ChatParams:
     messages: Sequence[ChatMessage]
     model: str | None = None
@@ -283,6 +299,23 @@ class Provider(abc.ABC):
     async def resolve_model(self, task: Literal["completion", "chat", "embedding"]) -> str | None:
         """The model id to use for a task when none is configured (None: let the server pick)."""
         return None
+
+    async def supports_infill(self, model: str | None) -> bool:
+        """Whether `stream_infill` works for `model` (the server renders the FIM prompt)."""
+        return False
+
+    def stream_infill(self, params: InfillParams) -> AsyncIterator[StreamDelta]:
+        """A native fill-in-the-middle stream; only when `supports_infill` said yes."""
+        raise NotImplementedError(f"{self.name} has no native fill-in-the-middle endpoint")
+
+    def chat_only(self, model: str | None) -> bool:
+        """True when `model` takes chat messages only (no raw `/v1/completions` prompts)."""
+        return False
+
+    @property
+    def local(self) -> bool:
+        """Whether code sent to this provider stays on this machine."""
+        return True
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections and child processes."""

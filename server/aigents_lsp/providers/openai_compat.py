@@ -30,6 +30,7 @@ from aigents_lsp.providers.base import (
 )
 from aigents_lsp.providers.errors import classify, error_code, error_message, excerpt, sentence
 from aigents_lsp.providers.errors import from_transport_error as _transport_error
+from aigents_lsp.providers.native import NativeStreamParser, Translate
 from aigents_lsp.providers.openai_wire import (
     MAX_BODY_BYTES,
     MAX_LINE_BYTES,
@@ -209,6 +210,41 @@ class OpenAICompatibleProvider(Provider):
                     # An error or a whole completion sent as plain JSON (often with HTTP 200).
                     deltas = parser.feed_json(self._parse_json(bytes(buffer), response))
                 for delta in deltas:
+                    yield self._seen(delta)
+        except httpx.HTTPError as exc:
+            raise self._scrub(self._transport_error(exc, mid_stream=responded)) from exc
+        except ProviderError as error:
+            scrubbed = self._scrub(error)
+            if scrubbed is error:
+                raise
+            raise scrubbed from None
+
+    async def _native_stream(
+        self, url: str, body: dict[str, Any], translate: Translate, *, framing: str
+    ) -> AsyncGenerator[StreamDelta, None]:
+        """A stream in the backend's own format (llama.cpp `/infill`, Ollama `/api/generate`)."""
+        parser = NativeStreamParser(
+            translate,
+            framing=framing,
+            base_url=self._base_url,
+            backend=self.backend_label,
+            max_line_bytes=self.max_line_bytes,
+            max_body_bytes=self.max_body_bytes,
+        )
+        responded = False
+        log.debug("POST %s (native stream, model %s)", url, body.get("model"))
+        try:
+            async with self._client.stream(
+                "POST", url, json=body, headers=self._headers(stream=True)
+            ) as response:
+                responded = True
+                await self._raise_for_status(response)
+                async for chunk in response.aiter_bytes():
+                    for delta in parser.feed(chunk):
+                        yield self._seen(delta)
+                    if parser.done:
+                        return
+                for delta in parser.close():
                     yield self._seen(delta)
         except httpx.HTTPError as exc:
             raise self._scrub(self._transport_error(exc, mid_stream=responded)) from exc

@@ -546,6 +546,8 @@ def model_from_wire(entry: object) -> ModelInfo | None:
             _int(config.get("context_length")) if isinstance(config, dict) else None
         )
     meta = entry.get("meta")
+    if isinstance(meta, dict):  # llama.cpp: the context the server really runs with
+        loaded = loaded or _int(meta.get("n_ctx"))
     quant = entry.get("quantization")
     quant = quant.get("name") if isinstance(quant, dict) else quant
     arch = entry.get("arch") or entry.get("architecture")
@@ -555,6 +557,7 @@ def model_from_wire(entry: object) -> ModelInfo | None:
         type=_TYPES.get(kind, "unknown") if isinstance(kind, str) else "unknown",
         state=_STATES.get(state, "unknown") if isinstance(state, str) else "unknown",
         max_context_length=_int(entry.get("max_context_length"))
+        or _int(entry.get("max_model_len"))  # vLLM
         or (_int(meta.get("n_ctx_train")) if isinstance(meta, dict) else None),
         loaded_context_length=loaded,
         arch=arch if isinstance(arch, str) else None,
