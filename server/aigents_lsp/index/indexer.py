@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -132,6 +133,9 @@ class SemanticIndex:
         self._symbols: dict[str, set[int]] = {}  # lower-cased name (and its last part) -> ids
         self._loaded = False
         self._write = asyncio.Lock()
+        # The rankings are changed by the worker thread and read by searches on the event
+        # loop: each file's change and each search's ranking hold this (briefly).
+        self._memory = threading.Lock()
         self._vector_model: str | None = None
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
 
@@ -202,7 +206,8 @@ class SemanticIndex:
     def _load(self) -> None:
         """The in-memory rankings from the store (term counts and vectors are stored)."""
         for row in self.store.chunks():
-            self._add_row(row)
+            with self._memory:
+                self._add_row(row)
         self._loaded = True
         if self._docs:
             self.ready = True
@@ -252,7 +257,8 @@ class SemanticIndex:
         if gone and not report.truncated:
             self.store.remove_files(gone)
             for path in gone:
-                self._forget(path)
+                with self._memory:
+                    self._forget(path)
             report.removed += len(gone)
 
     def _update_files(self, paths: Sequence[str], report: BuildReport) -> None:
@@ -267,7 +273,8 @@ class SemanticIndex:
         if removed:
             self.store.remove_files(removed)
             for path in removed:
-                self._forget(path)
+                with self._memory:
+                    self._forget(path)
             report.removed += len(removed)
 
     def _index_file(self, path: str, known: FileRecord | None, report: BuildReport) -> None:
@@ -300,10 +307,11 @@ class SemanticIndex:
             for parts in [(c.symbol, c.text)]
         ]
         rows = self.store.replace_file(record, new)
-        self._forget(path)
-        self._by_path[path] = []
-        for row in rows:
-            self._add_row(row)
+        with self._memory:
+            self._forget(path)
+            self._by_path[path] = []
+            for row in rows:
+                self._add_row(row)
 
     # --- embedding ----------------------------------------------------------------------------
 
@@ -316,11 +324,13 @@ class SemanticIndex:
         if self._vector_model != embedding.model:
             if self._vector_model is not None:
                 log.info("index: embedding model is now %s: re-embedding", embedding.model)
-            self._vectors.clear()
-            self._vector_model = embedding.model
-            for row in await asyncio.to_thread(lambda: list(self.store.chunks())):
-                if row.vector and row.model == embedding.model:
-                    self._vectors.add(row.id, from_bytes(row.vector))
+            stored = await asyncio.to_thread(lambda: list(self.store.chunks()))
+            with self._memory:
+                self._vectors.clear()
+                self._vector_model = embedding.model
+                for row in stored:
+                    if row.vector and row.model == embedding.model:
+                        self._vectors.add(row.id, from_bytes(row.vector))
         total = await asyncio.to_thread(self.store.count_missing_vectors, embedding.model)
         if total == 0:
             self.keyword_only = None
@@ -342,9 +352,10 @@ class SemanticIndex:
                 log.warning("index: embeddings stopped, keyword search only (%s)", error)
                 return
             await asyncio.to_thread(self.store.set_vectors, embedding.model, vectors)
-            for ident, blob in vectors:
-                if blob and ident in self._docs:
-                    self._vectors.add(ident, from_bytes(blob))
+            with self._memory:
+                for ident, blob in vectors:
+                    if blob and ident in self._docs:
+                        self._vectors.add(ident, from_bytes(blob))
             done += len(rows)
             report.embedded += len(rows)
             tell(f"Embedded {done}/{total} chunks", min(99, done * 100 // total))
@@ -388,18 +399,20 @@ class SemanticIndex:
         if not query or not self._docs:
             return []
         depth = max(self.options.candidates, limit)
-        rankings: list[tuple[str, float, list[tuple[int, float]]]] = [
-            ("keyword", self.options.keyword_weight, self._keyword.search(query, depth)),
-            ("symbol", self.options.keyword_weight, self._symbol_matches(query, depth)),
-        ]
         vector = await self._query_vector(query, embedding)
-        if vector is not None:
-            rankings.append(
-                ("vector", self.options.vector_weight, self._vectors.search(vector, depth))
-            )
+        with self._memory:
+            rankings: list[tuple[str, float, list[tuple[int, float]]]] = [
+                ("keyword", self.options.keyword_weight, self._keyword.search(query, depth)),
+                ("symbol", self.options.keyword_weight, self._symbol_matches(query, depth)),
+            ]
+            if vector is not None:
+                ranked = self._vectors.search(vector, depth)
+                rankings.append(("vector", self.options.vector_weight, ranked))
+            fused = fuse(rankings, limit)
+            docs = {ident: self._docs.get(ident) for ident, _, _ in fused}
         hits: list[SearchHit] = []
-        for ident, score, sources in fuse(rankings, limit):
-            doc = self._docs.get(ident)
+        for ident, score, sources in fused:
+            doc = docs[ident]
             found = self.store.text_of(ident)
             if doc is None or found is None:
                 continue
