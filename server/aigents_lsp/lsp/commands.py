@@ -20,7 +20,7 @@ from aigents_lsp.lsp.jobs import LiveProgress, run_job
 from aigents_lsp.lsp.logs import default_log_path
 from aigents_lsp.lsp.server import AigentsServer
 from aigents_lsp.lsp.workspace_edits import line_edits_to_workspace_edit, tests_edit
-from aigents_lsp.providers.base import ChatMessage, ProviderError
+from aigents_lsp.providers.base import ChatMessage, Provider, ProviderError
 
 if TYPE_CHECKING:
     from aigents_lsp.assist.tasks import AssistRequest, AssistResult, TaskName
@@ -203,41 +203,54 @@ async def run_task(
     ls: AigentsServer, request: AssistRequest, progress: LiveProgress
 ) -> AssistResult:
     from aigents_lsp.assist.edits import EditRefused
+
+    backend = ls.backend
+    for attempt in (1, 2):
+        provider = None
+        try:
+            provider = await backend.provider("chat")
+            return await _assist_with(ls, provider, request, progress)
+        except ProviderError as error:
+            backend.report_error(error, provider)
+            # Routed: nothing answered, so nothing was shown; the next provider takes over.
+            retry = error.kind == "server_down" and attempt == 1
+            if not retry or (await backend.provider("chat")) is provider:
+                raise RequestFailed(message=str(error)) from None
+        except EditRefused as refused:
+            raise RequestFailed(message=f"aigents: {refused}") from None
+    raise AssertionError("unreachable")
+
+
+async def _assist_with(
+    ls: AigentsServer, provider: Provider, request: AssistRequest, progress: LiveProgress
+) -> AssistResult:
     from aigents_lsp.assist.tasks import AssistOptions, run_assist
 
     backend = ls.backend
     settings = ls.settings
-    provider = None
-    try:
-        provider = await backend.provider("chat")
-        model = await backend.model_for("chat")
-        info = await backend.model_info(model, "chat")
-        options = AssistOptions(
-            model=model,
-            context_tokens=(info.context_length if info and info.context_length else 4096),
-            chat_temperature=settings.chat_temperature,
-            edit_temperature=settings.edit_temperature,
-            max_tokens=settings.chat_max_tokens,
-            max_tool_steps=settings.tool_steps,
-            # The embedded engine's tiny model cannot call tools: give it search results.
-            tool_support=False if provider.name == "embedded" else None,
+    model = await backend.model_for("chat")
+    info = await backend.model_info(model, "chat")
+    options = AssistOptions(
+        model=model,
+        context_tokens=(info.context_length if info and info.context_length else 4096),
+        chat_temperature=settings.chat_temperature,
+        edit_temperature=settings.edit_temperature,
+        max_tokens=settings.chat_max_tokens,
+        max_tool_steps=settings.tool_steps,
+        # The embedded engine's tiny model cannot call tools: give it search results.
+        tool_support=False if provider.name == "embedded" else None,
+    )
+    async with backend.busy(model):
+        result = await run_assist(
+            provider,
+            request,
+            options,
+            tools=ls.workspace_tools() if request.task in ("explain", "chat") else None,
+            on_text=progress.text,
+            on_tool=lambda name, summary: progress.note(f"{name}: {summary}"),
         )
-        async with backend.busy(model):
-            result = await run_assist(
-                provider,
-                request,
-                options,
-                tools=ls.workspace_tools() if request.task in ("explain", "chat") else None,
-                on_text=progress.text,
-                on_tool=lambda name, summary: progress.note(f"{name}: {summary}"),
-            )
-        backend.mark_ready(model, provider)
-        return result
-    except ProviderError as error:
-        backend.report_error(error, provider)
-        raise RequestFailed(message=str(error)) from None
-    except EditRefused as refused:
-        raise RequestFailed(message=f"aigents: {refused}") from None
+    backend.mark_ready(model, provider)
+    return result
 
 
 def with_test_target(

@@ -405,7 +405,14 @@ class Backend:
             return self._embedded_provider()
         self._warn_if_exposed(self.settings.base_url)
         if choice not in ("auto", "lmstudio"):
-            return self._preset_provider()
+            provider = self._preset_provider()
+            if not provider.local:
+                self._on_notice(
+                    f"aigents: code goes to {provider.name} at {provider.base_url} "
+                    "(aigents.provider): it leaves this machine.",
+                    "info",
+                )
+            return provider
         lmstudio = self._lmstudio_provider()
         if choice == "lmstudio":
             return lmstudio

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from aigents_lsp.providers.base import AuthRequired, NoModelLoaded, ProviderError
 from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, Task
@@ -97,8 +96,8 @@ class OpenAIProvider(OpenAICompatibleProvider):
 
     @property
     def local(self) -> bool:
-        host = (urlsplit(self.base_url).hostname or "").lower()
-        return host in ("localhost", "127.0.0.1", "::1")
+        # The preset is for OpenAI's cloud (a server of your own is `openai-compatible`).
+        return False
 
     def chat_only(self, model: str | None) -> bool:
         name = (model or "").lower()

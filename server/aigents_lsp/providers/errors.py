@@ -37,7 +37,13 @@ _CONTEXT_OVERFLOW = (
     "context window",
     "exceed_context_size",
 )
-_UNKNOWN_MODEL = ("invalid model identifier", "not found. please specify a valid model")
+_UNKNOWN_MODEL = (
+    "invalid model identifier",
+    "not found. please specify a valid model",
+    "not found, try pulling it first",  # Ollama
+    "does not exist.",  # vLLM: "The model `x` does not exist."
+    "model_not_found",
+)
 # Error `type`s that are really codes (llama.cpp; LM Studio's native v1 error events).
 _CODES_IN_TYPE = ("exceed_context_size_error", "invalid_api_key", "model_not_found")
 _AUTH = ("malformed lm studio api token", "lm studio api token is required", "invalid api key")

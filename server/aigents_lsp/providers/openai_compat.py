@@ -39,6 +39,7 @@ from aigents_lsp.providers.openai_wire import (
     embeddings_from_body,
     models_from_body,
 )
+from aigents_lsp.providers.presets import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,10 @@ class OpenAICompatibleProvider(Provider):
     @property
     def base_url(self) -> str:
         return self._base_url
+
+    @property
+    def local(self) -> bool:
+        return is_loopback(self._base_url)
 
     @property
     def last_stats(self) -> SpeedStats | None:
