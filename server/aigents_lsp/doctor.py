@@ -22,10 +22,12 @@ from aigents_lsp.providers.base import (
     ChatParams,
     CompletionParams,
     ModelInfo,
+    Provider,
     ProviderError,
     ToolSpec,
 )
 from aigents_lsp.providers.lmstudio import LMStudioProvider
+from aigents_lsp.providers.presets import build_provider
 
 Verdict = Literal["pass", "warn", "fail", "skip"]
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
@@ -87,7 +89,74 @@ async def _port_owner(client: httpx.AsyncClient, root: str) -> str:
     return "other"
 
 
+# How to start each preset's server, for the "server reachable" fix.
+_START = {
+    "ollama": "Start Ollama (`ollama serve`) and pull a model: `ollama pull qwen2.5-coder:1.5b`.",
+    "llamacpp": "Start it: `llama-server -m model.gguf --port 8080`.",
+    "llamafile": "Start it: `./model.llamafile --server --port 8080`.",
+    "vllm": "Start it: `vllm serve Qwen/Qwen2.5-Coder-1.5B-Instruct --port 8000`.",
+    "openai": "Check your network and OPENAI_API_KEY.",
+}
+
+
 async def diagnose(settings: Settings) -> list[Check]:
+    checks = await _diagnose_main(settings)
+    for task, route in settings.routes.items():
+        checks += [await _endpoint_check(settings, task, e.provider, e.api_base) for e in route]
+    return checks
+
+
+async def _endpoint_check(settings: Settings, task: str, name: str, base: str | None) -> Check:
+    """One provider of a route: does it answer?"""
+    if name == "embedded":
+        check = _embedded_check(settings)
+        return Check(f"route {task}: embedded", check.verdict, check.detail, check.fix)
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    provider = build_provider(
+        name,
+        base,
+        api_key=key if name == settings.provider else None,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=30,
+    )
+    try:
+        report = await provider.health()
+    finally:
+        await provider.aclose()
+    where = f"{name} at {provider.base_url}"
+    if report.ok:
+        return Check(f"route {task}: {name}", "pass", f"{where}: {report.message}")
+    return Check(
+        f"route {task}: {name}", "warn", f"{where}: {report.message}", _START.get(name, "")
+    )
+
+
+async def _preset_checks(settings: Settings) -> list[Check]:
+    """Ollama, llama.cpp, llamafile, vLLM, OpenAI: reachable, models, a test completion."""
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    provider = build_provider(
+        settings.provider,
+        settings.base_url,
+        api_key=key,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=min(settings.read_timeout, 120),
+    )
+    try:
+        report = await provider.health()
+        if not report.ok:
+            fix = _START.get(settings.provider, "")
+            return [Check("server reachable", "fail", report.message, fix)]
+        checks = [Check("server reachable", "pass", f"{provider.name} at {provider.base_url}")]
+        return checks + await _model_checks(provider, settings)
+    finally:
+        await provider.aclose()
+
+
+async def _diagnose_main(settings: Settings) -> list[Check]:
+    if settings.provider == "embedded":
+        return [_embedded_check(settings)]
+    if settings.provider in _START:
+        return await _preset_checks(settings)
     checks: list[Check] = []
     base = settings.base_url
     root = _root(base)
@@ -134,7 +203,7 @@ async def diagnose(settings: Settings) -> list[Check]:
     return checks
 
 
-async def _model_checks(provider: LMStudioProvider, settings: Settings) -> list[Check]:
+async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
     checks: list[Check] = []
     try:
         models = await provider.list_models()
@@ -153,8 +222,9 @@ async def _model_checks(provider: LMStudioProvider, settings: Settings) -> list[
             f"{len(models)} model(s): {summary}",
             ""
             if models
-            else "Download a model in LM Studio (a code model such as "
-            "Qwen2.5-Coder for completion): `lms get qwen/qwen2.5-coder-7b-instruct`.",
+            else "Download a model (a code model such as Qwen2.5-Coder for completion): "
+            "`lms get qwen/qwen2.5-coder-7b-instruct` in LM Studio, `ollama pull "
+            "qwen2.5-coder:1.5b` in Ollama.",
         )
     )
     configured = settings.model_for("completion")
@@ -212,7 +282,7 @@ async def _model_checks(provider: LMStudioProvider, settings: Settings) -> list[
     return checks
 
 
-async def _tool_probe(provider: LMStudioProvider, settings: Settings) -> Check:
+async def _tool_probe(provider: Provider, settings: Settings) -> Check:
     tool = ToolSpec(
         name="read_file",
         description="Read a file of the workspace.",

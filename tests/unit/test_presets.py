@@ -205,3 +205,29 @@ async def test_openai_key_from_env_and_chat_only_models(
         assert fake.bodies("/v1/chat/completions")[-1]["model"] == "gpt-4.1-mini"
     finally:
         await provider.aclose()
+
+
+# --- doctor ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fake", ["ollama"], indirect=True)
+async def test_doctor_checks_a_preset_and_each_route(fake: FakePreset) -> None:
+    from aigents_lsp.doctor import diagnose
+    from tests.e2e.conftest import free_port
+
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    settings = Settings(
+        provider="ollama",
+        api_base=fake.base_url,
+        routes={"chat": [f"ollama@{fake.base_url}", f"vllm@{down}"]},
+    )
+    checks = {check.name: check for check in await diagnose(settings)}
+    assert checks["server reachable"].verdict == "pass"
+    assert checks["test completion"].verdict == "pass"
+    assert "is LM Studio" not in checks
+    assert checks["route chat: ollama"].verdict == "pass"
+    assert checks["route chat: vllm"].verdict == "warn"
+    assert "vllm serve" in checks["route chat: vllm"].fix
+
+    nothing = await diagnose(Settings(provider="ollama", api_base=down))
+    assert nothing[0].verdict == "fail" and "ollama serve" in nothing[0].fix
