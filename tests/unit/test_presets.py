@@ -231,3 +231,34 @@ async def test_doctor_checks_a_preset_and_each_route(fake: FakePreset) -> None:
 
     nothing = await diagnose(Settings(provider="ollama", api_base=down))
     assert nothing[0].verdict == "fail" and "ollama serve" in nothing[0].fix
+
+
+# --- routing -----------------------------------------------------------------------------------
+
+
+async def test_routes_pick_models_per_provider_and_report_who_serves() -> None:
+    from aigents_lsp.providers.backend import Backend
+
+    with FakePreset("ollama") as ollama, FakePreset("vllm") as vllm:
+        statuses: list[dict[str, object]] = []
+        settings = Settings(
+            provider="ollama",
+            api_base=ollama.base_url,
+            model="llama3.2:3b",
+            routes={
+                "completion": [f"vllm@{vllm.base_url}"],
+                "chat": [{"provider": "ollama", "api_base": ollama.base_url, "model": "x:1b"}],
+            },
+        )
+        backend = Backend(settings, on_status=lambda s: statuses.append(s.to_wire()))
+        try:
+            # vLLM is not the main provider: the configured LM-Studio-style id is not sent there
+            assert await backend.model_for("completion") == VLLM_MODEL
+            assert await backend.model_for("chat") == "x:1b"  # the entry's own model
+            assert (await backend.provider("completion")).name == "vllm"
+            assert statuses[-1]["routes"] == {"completion": "vllm", "chat": "ollama"}
+            assert statuses[-1]["provider"] == "vllm"
+            # the embedding task has no route: the main provider serves it
+            assert (await backend.provider("embedding")).name == "ollama"
+        finally:
+            await backend.aclose()
