@@ -13,13 +13,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 if TYPE_CHECKING:
     from aigents_lsp.lsp.server import AigentsServer
@@ -53,7 +54,24 @@ class AigentsProtocol(LanguageServerProtocol):
         if self._request_futures.get(msg_id) is future:
             del self._request_futures[msg_id]
 
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """pygls' shutdown, iterating over a copy: cancelling a request runs callbacks that
+        remove it from the table (pygls' loop failed with "dictionary changed size" and the
+        server never reached shutdown when a command was running)."""
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current_id = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
+        return None
+
     def _handle_cancel_notification(self, msg_id: Any) -> None:
+        if not isinstance(msg_id, str | int):  # an id no request can have (a list: a crash)
+            log.warning("$/cancelRequest of an impossible id %r", msg_id)
+            return
         super()._handle_cancel_notification(msg_id)
         server = self._server
         jobs: JobRegistry | None = getattr(server, "jobs", None)

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -63,6 +63,29 @@ class AigentsServer(LanguageServer):
         self._progress_queue: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
         self._progress_task: asyncio.Task[Any] | None = None
         self.editor_log_handler = EditorLogHandler(self._log_to_editor)
+
+    def _start_io_async(
+        self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None
+    ) -> None:
+        """pygls' stdio server with our message loop (`transport`): every request answered."""
+        import sys
+        import threading
+
+        from pygls.io_ import StdinAsyncReader, StdoutWriter
+
+        from aigents_lsp.lsp.transport import run_async
+
+        self._stop_event = threading.Event()
+        reader = StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool)
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(run_async(self._stop_event, reader, self.protocol))
+        except BrokenPipeError:
+            log.error("the editor closed the connection; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
 
     @property
     def settings(self) -> Settings:
