@@ -46,6 +46,7 @@ async def test_capabilities_and_position_encoding(start_server: Any, editor: str
         "aigents.action",
         "aigents.listModels",
         "aigents.setModel",
+        "aigents.search",
     }
     assert caps.code_action_provider is not None
     assert caps.hover_provider is None
