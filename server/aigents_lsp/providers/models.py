@@ -111,20 +111,23 @@ def is_embedding(model: ModelInfo) -> bool:
 
 
 async def task_models(backend: Backend) -> dict[Task, TaskModel]:
-    """The model of each task: the session's choice, the settings', else the provider's pick
-    (None when it has none, e.g. no model loaded in LM Studio)."""
+    """The model of each task: the session's choice, the settings' (`model`, a task's own
+    setting, or a route's `model`), else the provider's pick (None when it has none, e.g. no
+    model loaded in LM Studio)."""
     chosen: dict[Task, TaskModel] = {}
     for task in TASKS:
-        if backend.model_overrides.get(task):
-            chosen[task] = TaskModel(backend.model_overrides[task], "session")
-        elif backend.settings.model_for(task):
-            chosen[task] = TaskModel(backend.settings.model_for(task), "settings")
-        else:
-            try:
-                picked = await (await backend.provider(task)).resolve_model(task)
-            except ProviderError:
-                picked = None
-            chosen[task] = TaskModel(picked, "auto")
+        override = backend.model_overrides.get(task)
+        if override:
+            chosen[task] = TaskModel(override, "session")
+            continue
+        try:
+            model = await backend.model_for(task)
+        except ProviderError:
+            model = None
+        configured = {backend.settings.model_for(task)}
+        configured |= {endpoint.model for endpoint in backend.settings.routes.get(task, ())}
+        source: Source = "settings" if model is not None and model in configured else "auto"
+        chosen[task] = TaskModel(model, source)
     return chosen
 
 
