@@ -20,8 +20,8 @@ from aigents_lsp.lsp.commands import RequestFailed, _argument
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
 from aigents_lsp.lsp.server import AigentsServer
 from aigents_lsp.providers import models
-from aigents_lsp.providers.base import ProviderError
-from aigents_lsp.providers.lmstudio import LoadOutcome
+from aigents_lsp.providers.base import BadResponse, ProviderError, WrongRoute
+from aigents_lsp.providers.lmstudio import LMStudioProvider, LoadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,13 @@ async def select_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, An
     backend = ls.backend
     try:
         provider = await backend.provider("completion" if task == "all" else task)
-        listed = await provider.list_models()
+        try:
+            listed = await provider.list_models()
+        except (WrongRoute, BadResponse) as error:
+            if isinstance(provider, LMStudioProvider):
+                raise
+            log.info("%s lists no models (%s): %s taken as given", provider.name, error, model)
+            listed = []
         selection = models.plan_selection(listed, model.strip(), task, ls.settings)
     except ProviderError as error:
         raise RequestFailed(message=f"aigents: cannot use {model}: {error}") from None
