@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from aigents_lsp.lsp.server import AigentsServer  # at runtime: pygls injects `ls` by it
-from aigents_lsp.providers.base import NoModelLoaded, ProviderError
+from aigents_lsp.providers.base import NoModelLoaded, Provider, ProviderError
 
 if TYPE_CHECKING:
     from aigents_lsp.index.indexer import BuildReport, EmbeddingSource, SemanticIndex
@@ -60,13 +60,13 @@ async def embedding_source(ls: AigentsServer) -> tuple[EmbeddingSource | None, s
         return None, f"no embedding model ({error})"
     chosen = model
 
-    async def embed(texts: Any) -> list[list[float]]:
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
         return await provider.embed(texts, chosen)
 
     return EmbeddingSource(f"{provider.name}:{model or 'default'}", embed), ""
 
 
-async def _downloaded_embedding_model(provider: Any) -> str | None:
+async def _downloaded_embedding_model(provider: Provider) -> str | None:
     """A downloaded (not loaded) embedding model: LM Studio loads it on first use."""
     try:
         models = await provider.list_models()
