@@ -21,7 +21,6 @@ from aigents_lsp.providers.base import (
     ChatMessage,
     ChatParams,
     CompletionParams,
-    ModelInfo,
     Provider,
     ProviderError,
     ToolSpec,
@@ -51,28 +50,6 @@ def _color(text: str, verdict: Verdict) -> str:
         return text
     code = {"pass": "32", "warn": "33", "fail": "31", "skip": "90"}[verdict]
     return f"\033[{code}m{text}\033[0m"
-
-
-def model_table(models: list[ModelInfo]) -> str:
-    header = ("MODEL", "TYPE", "STATE", "CONTEXT", "MAX CONTEXT", "ARCH", "QUANT")
-    rows = [
-        (
-            m.id,
-            m.type,
-            m.state,
-            str(m.loaded_context_length or "-"),
-            str(m.max_context_length or "-"),
-            m.arch or "-",
-            m.quantization or "-",
-        )
-        for m in models
-    ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    return "\n".join(lines)
 
 
 async def _port_owner(client: httpx.AsyncClient, root: str) -> str:
@@ -378,23 +355,3 @@ async def run_doctor(as_json: bool = False) -> int:
         )
         print(f"Completion metrics of the last session (local only): {shown}")
     return 1 if failed else 0
-
-
-async def run_models(as_json: bool = False) -> int:
-    settings = _settings()
-    key = settings.api_key.get_secret_value() if settings.api_key else None
-    provider = LMStudioProvider(
-        settings.base_url, api_key=key, connect_timeout=settings.connect_timeout
-    )
-    try:
-        models = await provider.list_models()
-    except ProviderError as error:
-        print(f"aigents-lsp models: {error}", file=sys.stderr)
-        return 1
-    finally:
-        await provider.aclose()
-    if as_json:
-        print(json.dumps([asdict(m) for m in models], indent=2))
-    else:
-        print(model_table(models) if models else "No models.")
-    return 0
