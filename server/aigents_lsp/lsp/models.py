@@ -112,6 +112,7 @@ async def select_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, An
             ls, f"aigents: loading {selection.model}…", lambda p: _load(ls, selection, p)
         )
     models.apply_selection(backend, selection)
+    backend.forget_model_info()  # a model just loaded runs with its loaded context length
     backend.mark_ready(selection.model if "completion" in selection.tasks else None)
     state = selection.info.state if selection.info else None
     try:

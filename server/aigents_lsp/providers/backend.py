@@ -391,6 +391,10 @@ class Backend:
         self._model_info[(provider.name, model)] = (now, found)
         return found
 
+    def forget_model_info(self) -> None:
+        """Drop what is cached of models (after a load, the loaded context length changes)."""
+        self._model_info.clear()
+
     def _should_recheck_lmstudio(self) -> bool:
         return (
             self.settings.provider == "auto"
