@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -243,3 +244,15 @@ async def inline(client: LanguageClient, uri: str, position: types.Position) -> 
     )
     items = result.items if isinstance(result, types.InlineCompletionList) else result or []
     return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
+
+
+async def explain(client: LanguageClient, uri: str, lines: tuple[int, int] = (0, 1)) -> Any:
+    """`aigents.explain` of whole `lines` (end exclusive) without showing the answer."""
+    start, end = (types.Position(line=line, character=0) for line in lines)
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command="aigents.explain",
+            arguments=[{"uri": uri, "range": {"start": start, "end": end}, "show": False}],
+        )
+    )
+    return result if isinstance(result, dict) else json.loads(json.dumps(result, default=vars))

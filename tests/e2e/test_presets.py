@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import end_of, inline, open_doc, until
+from tests.e2e.conftest import end_of, explain, inline, open_doc, until
 from tests.fakes.preset_servers import OPENAI_KEY, VLLM_MODEL, FakePreset
 
 CODE = "def add(a, b):\n    return "
@@ -23,23 +23,13 @@ def _routes(status: dict[str, Any]) -> dict[str, str] | None:
     return routes._asdict() if hasattr(routes, "_asdict") else routes
 
 
-async def _explain(client: Any, uri: str) -> dict[str, Any]:
-    result = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(
-            command="aigents.explain",
-            arguments=[
-                {
-                    "uri": uri,
-                    "range": {
-                        "start": {"line": 0, "character": 0},
-                        "end": {"line": 1, "character": 0},
-                    },
-                    "show": False,
-                }
-            ],
+def _retype(client: Any, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
         )
     )
-    return result if isinstance(result, dict) else json.loads(json.dumps(result, default=vars))
 
 
 async def test_ollama_native_fim_and_chat(start_server: Any, tmp_path: Path) -> None:
@@ -54,7 +44,7 @@ async def test_ollama_native_fim_and_chat(start_server: Any, tmp_path: Path) -> 
         assert generate["prompt"].endswith("return ") and generate["suffix"].startswith("\n")
         # the context length came from Ollama's /api/show and /api/ps
         assert "/api/show" in fake.paths()
-        result = await _explain(client, uri)
+        result = await explain(client, uri)
         assert result["markdown"] == "a + b"
         assert fake.bodies("/v1/chat/completions")[-1]["model"]
         await until(lambda: any(s["provider"] == "ollama" for s in client.statuses))
@@ -126,12 +116,7 @@ async def test_failover_when_the_first_provider_stops_mid_session(
 
         first.stop()  # the first provider goes away mid-session
         text = CODE + "0 or "
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
-            )
-        )
+        _retype(client, uri, 2, text)
         assert await inline(client, uri, end_of(text)) == ["b + a"]  # the same request failed over
         await until(lambda: _routes(client.statuses[-1]) == {"completion": "llamacpp"})
         told = [m.message for m in client.messages if "is not answering" in m.message]
@@ -140,12 +125,7 @@ async def test_failover_when_the_first_provider_stops_mid_session(
         first.start()  # back on the same port: the health check brings completion home
         await until(lambda: _routes(client.statuses[-1]) == {"completion": "ollama"}, 15)
         text += "1 + "
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
-                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
-            )
-        )
+        _retype(client, uri, 3, text)
         assert await inline(client, uri, end_of(text)) == ["a + b"]
     finally:
         first.stop()
@@ -165,12 +145,12 @@ async def test_cloud_fallback_only_when_configured_and_never_silently(
         )
         uri = (tmp_path / "ws" / "add.py").as_uri()
         open_doc(client, uri, CODE + "a + b\n")
-        assert (await _explain(client, uri))["markdown"] == "local answer"
+        assert (await explain(client, uri))["markdown"] == "local answer"
         assert not cloud.requests  # configured, but not needed: never used
         assert not any("leaves this machine" in m.message for m in client.messages)
         local.stop()
         # the same request fails over, and the user hears the code now goes to the cloud
-        assert (await _explain(client, uri))["markdown"] == "cloud answer"
+        assert (await explain(client, uri))["markdown"] == "cloud answer"
         await until(lambda: any("leaves this machine" in m.message for m in client.messages))
     finally:
         local.stop()
