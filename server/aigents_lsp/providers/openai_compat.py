@@ -30,6 +30,7 @@ from aigents_lsp.providers.base import (
 )
 from aigents_lsp.providers.errors import classify, error_code, error_message, excerpt, sentence
 from aigents_lsp.providers.errors import from_transport_error as _transport_error
+from aigents_lsp.providers.http_pool import reclaim_orphaned_connections
 from aigents_lsp.providers.native import NativeStreamParser, Translate
 from aigents_lsp.providers.openai_wire import (
     MAX_BODY_BYTES,
@@ -90,9 +91,13 @@ class OpenAICompatibleProvider(Provider):
         self._owns_client = client is None
         # Keep-alive shorter than LM Studio's (Express: 5 s) so a pooled connection is never
         # reused just as the server closes it.
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=5.0),
-            limits=httpx.Limits(max_connections=16, keepalive_expiry=4.0),
+        self._client = client or reclaim_orphaned_connections(
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    connect=connect_timeout, read=read_timeout, write=30.0, pool=5.0
+                ),
+                limits=httpx.Limits(max_connections=16, keepalive_expiry=4.0),
+            )
         )
         self._last_stats: SpeedStats | None = None
         self._tokenize_missing = False
