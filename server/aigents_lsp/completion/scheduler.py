@@ -42,6 +42,7 @@ class Generation:
     holders: int = 0
     started: float = field(default_factory=time.perf_counter)
     _grace: asyncio.TimerHandle | None = None
+    _cancelling: bool = False
 
     def text_so_far(self) -> str:
         return "".join(self.partial)
@@ -86,7 +87,10 @@ class Generation:
             self.cancel()
 
     def cancel(self) -> None:
-        if self.task is not None and not self.task.done():
+        # Once: a second cancel lands while the task closes its HTTP stream, interrupts the
+        # close, and the connection stays checked out of the pool for good.
+        if self.task is not None and not self.task.done() and not self._cancelling:
+            self._cancelling = True
             self.task.cancel()
 
 

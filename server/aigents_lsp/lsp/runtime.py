@@ -64,12 +64,14 @@ def runtime_counters(ls: AigentsServer) -> dict[str, Any]:
     """Counters that grow when something leaks. `http_active`: connections carrying a request
     or a stream now; `http_idle`: keep-alive connections waiting in the pool."""
     active = idle = 0
+    busy: list[str] = []
     for pool in _pools(ls):
         for connection in pool.connections:
             if connection.is_idle():
                 idle += 1
             elif not connection.is_closed():
                 active += 1
+                busy.append(repr(connection))
     return {
         "tasks": len(asyncio.all_tasks()),
         "background_tasks": len(ls._tasks),
@@ -82,6 +84,7 @@ def runtime_counters(ls: AigentsServer) -> dict[str, Any]:
         "sockets": socket_count(),
         "http_active": active,
         "http_idle": idle,
+        "http_busy": busy[:5],  # what the first few in-use connections are doing
         "rss_kb": rss_kb(),
         "documents": len(ls.workspace.text_documents),
         "pid": os.getpid(),
