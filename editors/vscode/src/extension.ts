@@ -22,6 +22,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const status = new StatusBar('aigents.selectModel');
   const panel = new ResultsPanel();
   const settingNames = serverSettingNames(context.extension);
+  const commands = new AigentsCommands(() => client, panel);
   context.subscriptions.push(log, status, panel);
 
   const stop = async (): Promise<void> => {
@@ -46,7 +47,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       return;
     }
     log.info(`starting ${[server.command, ...server.args].join(' ')} (from ${server.origin})`);
-    const next = createClient(server, settingNames, log);
+    const next = createClient(server, settingNames, log, () => commands.running);
     client = next;
     next.onNotification(STATUS_NOTIFICATION, (params: StatusParams) => status.update(params));
     next.onDidChangeState((event) => {
@@ -64,7 +65,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
   const restart = (): Promise<void> => (starting = starting.then(start, start));
 
-  const commands = new AigentsCommands(() => client, panel);
   context.subscriptions.push(
     ...commands.register(),
     vscode.commands.registerCommand('aigents.restart', restart),

@@ -17,6 +17,7 @@ export type ClientProvider = () => LanguageClient | undefined;
 
 export class AigentsCommands {
   private conversation: ChatTurn[] = [];
+  private inFlight = 0;
 
   constructor(
     private readonly client: ClientProvider,
@@ -44,6 +45,11 @@ export class AigentsCommands {
     ];
   }
 
+  /** True while one of these palette commands waits for the server (see `handleApplyEdit`). */
+  get running(): boolean {
+    return this.inFlight > 0;
+  }
+
   private location(editor: vscode.TextEditor): { uri: string; range: unknown } | undefined {
     const client = this.client();
     if (!client) {
@@ -56,7 +62,9 @@ export class AigentsCommands {
   private async edit(editor: vscode.TextEditor): Promise<void> {
     const instruction = await vscode.window.showInputBox({
       title: 'aigents: Edit with Instruction',
-      prompt: editor.selection.isEmpty ? 'Instruction for the code around the cursor' : 'Instruction for the selection',
+      prompt: editor.selection.isEmpty
+        ? "Instruction for the cursor's line (select code to edit more)"
+        : 'Instruction for the selection',
       placeHolder: 'e.g. use pathlib instead of os.path',
       ignoreFocusOut: true,
     });
@@ -150,6 +158,7 @@ export class AigentsCommands {
       return undefined;
     }
     const command = `aigents.${name}`;
+    this.inFlight += 1;
     try {
       return await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `aigents: ${title}…`, cancellable: true },
@@ -169,6 +178,8 @@ export class AigentsCommands {
       client.error(`${command} failed`, error, false);
       void vscode.window.showErrorMessage(`aigents: ${title} failed: ${message}`);
       return undefined;
+    } finally {
+      this.inFlight -= 1;
     }
   }
 }

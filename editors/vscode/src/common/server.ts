@@ -5,6 +5,8 @@ import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import * as vscode from 'vscode';
 import {
+  ApplyWorkspaceEditParams,
+  CancellationToken,
   LanguageClient,
   LanguageClientOptions,
   RevealOutputChannelOn,
@@ -103,10 +105,32 @@ function forwardLog(input: Readable, channel: vscode.LogOutputChannel): void {
   });
 }
 
+/**
+ * The edit without `needsConfirmation` on its change annotations (labels are kept: they name
+ * the edit in the undo history).
+ */
+export function withoutConfirmation(params: ApplyWorkspaceEditParams): ApplyWorkspaceEditParams {
+  const annotations = params.edit.changeAnnotations;
+  if (!annotations) {
+    return params;
+  }
+  const confirmed = Object.fromEntries(
+    Object.entries(annotations).map(([id, annotation]) => [id, { ...annotation, needsConfirmation: false }]),
+  );
+  return { ...params, edit: { ...params.edit, changeAnnotations: confirmed } };
+}
+
+/**
+ * `paletteCommandRunning`: true while the user's own palette command waits for its answer. The
+ * server marks AI edits `needsConfirmation`, which makes VS Code open the refactor preview: right
+ * for a light-bulb action applied in passing, a needless extra step after the user asked for
+ * exactly this edit (one Ctrl+Z undoes it).
+ */
 export function createClient(
   server: ServerCommand,
   settingNames: string[],
   outputChannel: vscode.LogOutputChannel,
+  paletteCommandRunning: () => boolean = () => false,
 ): LanguageClient {
   const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const serverOptions: ServerOptions = {
@@ -124,6 +148,8 @@ export function createClient(
     synchronize: { configurationSection: SECTION },
     middleware: {
       workspace: {
+        handleApplyEdit: (params, next) =>
+          next(paletteCommandRunning() ? withoutConfirmation(params) : params, CancellationToken.None),
         // Answer `workspace/configuration` with only what the user set, without our own keys.
         configuration: async (params, token, next) => {
           const answers = await next(params, token);
