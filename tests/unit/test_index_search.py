@@ -243,3 +243,13 @@ def test_store_path_is_per_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert store_path([tmp_path / "b", tmp_path / "a"]) == store_path(
         [tmp_path / "a", tmp_path / "b"]
     )
+
+
+async def test_a_weak_embedding_model_counts_less_in_the_fusion(root: Path) -> None:
+    embedder = FakeEmbedder()
+    index = make_index(root)
+    await index.build(embedder.source)
+    half = EmbeddingSource(embedder.model, embedder, weight=0.5)
+    only_vectors = await index.search("zzqx unheard", 4, half)  # no keyword matches anything
+    assert only_vectors and only_vectors[0].sources == ("vector",)
+    assert only_vectors[0].score == pytest.approx(0.5 / 61)

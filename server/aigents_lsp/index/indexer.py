@@ -49,6 +49,9 @@ class EmbeddingSource:
 
     model: str
     embed: Callable[[Sequence[str]], Awaitable[list[list[float]]]]
+    weight: float = 1.0
+    """How much its ranking counts in the fusion (below 1 for a general-purpose LLM's mean
+    pooled states, which are weak embeddings)."""
 
 
 @dataclass(frozen=True)
@@ -405,9 +408,10 @@ class SemanticIndex:
                 ("keyword", self.options.keyword_weight, self._keyword.search(query, depth)),
                 ("symbol", self.options.keyword_weight, self._symbol_matches(query, depth)),
             ]
-            if vector is not None:
+            if vector is not None and embedding is not None:
                 ranked = self._vectors.search(vector, depth)
-                rankings.append(("vector", self.options.vector_weight, ranked))
+                weight = self.options.vector_weight * embedding.weight
+                rankings.append(("vector", weight, ranked))
             fused = fuse(rankings, limit)
             docs = {ident: self._docs.get(ident) for ident, _, _ in fused}
         hits: list[SearchHit] = []

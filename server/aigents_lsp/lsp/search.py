@@ -32,6 +32,7 @@ PROGRESS_TITLE = "aigents: indexing"
 UPDATE_DELAY = 0.3  # seconds: saves and file events arriving together make one update
 FIRST_SCAN_WAIT = 30.0  # a search waits this long for the first scan of the workspace
 MAX_LIMIT = 100
+EMBEDDED_VECTOR_WEIGHT = 0.5
 _WATCHER_ID = "aigents-index-watcher"
 
 
@@ -63,7 +64,10 @@ async def embedding_source(ls: AigentsServer) -> tuple[EmbeddingSource | None, s
     async def embed(texts: Sequence[str]) -> list[list[float]]:
         return await provider.embed(texts, chosen)
 
-    return EmbeddingSource(f"{provider.name}:{model or 'default'}", embed), ""
+    # The embedded engine's vectors are a small chat model's mean-pooled states: weak (see
+    # benchmarks/index_build.py), so they may only reorder what keywords also find.
+    weight = EMBEDDED_VECTOR_WEIGHT if provider.name == "embedded" else 1.0
+    return EmbeddingSource(f"{provider.name}:{model or 'default'}", embed, weight), ""
 
 
 async def _downloaded_embedding_model(provider: Provider) -> str | None:
