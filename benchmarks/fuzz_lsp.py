@@ -457,6 +457,8 @@ class Wire:
         self._reader: asyncio.Task[None] | None = None
         self._late: set[asyncio.Task[None]] = set()
         self.base_settings: dict[str, Any] = {}
+        self.keep_messages = False  # keep every message the server sent (`messages`)
+        self.messages: list[Any] = []
 
     async def start(self, env: dict[str, str], stderr_path: Path) -> None:
         self._stderr = stderr_path.open("wb")
@@ -511,6 +513,8 @@ class Wire:
             self._dispatch(message)
 
     def _dispatch(self, message: Any) -> None:
+        if self.keep_messages:
+            self.messages.append(message)
         if isinstance(message, list):
             for item in message:
                 self._dispatch(item)

@@ -138,6 +138,7 @@ class Behaviour:
     # faults
     auth_required: bool = False
     auth_token: str = DEFAULT_TOKEN
+    auth_echo: bool = False  # a 401 that repeats the token it was sent (some proxies do)
     no_model_loaded: bool = False
     unknown_model: bool = False
     context_overflow: bool = False
@@ -551,6 +552,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, wire.AUTH_MISSING)
             return False
         token = header.removeprefix("Bearer ").strip()
+        if b.auth_echo and token != b.auth_token:
+            body = {"error": {"message": f"Invalid API token {token!r} (header: {header})"}}
+            self._send_json(401, body)
+            return False
         if not wire.TOKEN_PATTERN.fullmatch(token):
             self._send_json(401, wire.auth_malformed(token))
             return False

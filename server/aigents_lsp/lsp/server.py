@@ -302,9 +302,16 @@ class AigentsServer(LanguageServer):
     def report_settings_problems(self, problems: list[SettingsProblem] | None = None) -> None:
         if problems is None:
             problems, self._startup_problems = self._startup_problems, []
+        from aigents_lsp.providers.openai_compat import redact as without_secret
+        from aigents_lsp.workspace.secrets import redact
+
+        key = self._settings.api_key if self._settings is not None else None
         for problem in problems:
-            log.warning("%s", problem)
-            self.notify_user(f"{problem}. Keeping the previous value.", "warning")
+            # A token pasted in the wrong place (a key, another setting) is named by the problem.
+            text = redact(str(problem))[0]
+            text = without_secret(text, key.get_secret_value() if key is not None else None)
+            log.warning("%s", text)
+            self.notify_user(f"{text}. Keeping the previous value.", "warning")
 
     # --- tasks ------------------------------------------------------------------------------
 

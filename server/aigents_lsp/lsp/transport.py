@@ -110,8 +110,8 @@ def reject(protocol: JsonRPCProtocol, item: Any, message: str) -> None:
     if isinstance(item, dict) and "method" in item and "id" in item:
         msg_id = item["id"] if usable_id(item["id"]) else None
         send_error(protocol, msg_id, INVALID_REQUEST, message)
-    else:
-        log.warning("ignored: %s (%s)", message, str(item)[:200])
+    else:  # what it was, not what it said (it may carry settings, tokens, code)
+        log.warning("ignored: %s (a %s)", message, type(item).__name__)
 
 
 def handle_response(protocol: JsonRPCProtocol, data: dict[str, Any]) -> None:
@@ -120,7 +120,7 @@ def handle_response(protocol: JsonRPCProtocol, data: dict[str, Any]) -> None:
     fit still resolves ours, as an error, so the handler waiting on it goes on."""
     msg_id = data.get("id")
     if not usable_id(msg_id) or msg_id not in protocol._result_types:
-        log.warning("ignored a response to no request of ours: %s", str(data)[:200])
+        log.warning("ignored a response to no request of ours (id %.40r)", msg_id)
         return
     try:
         message = protocol.structure_message(data)
