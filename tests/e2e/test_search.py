@@ -188,3 +188,19 @@ async def test_index_off_means_no_index_and_search_says_why(
         await _search(client, "invoice")
     assert _index_progress(client) is None
     assert not (tmp_path / "state" / "aigents-lsp" / "index").exists()
+
+
+async def test_a_backend_that_never_answers_leaves_keyword_search_working(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    fake_lmstudio.configure(silent=True)  # accepts every request, answers none
+    root = _workspace(tmp_path / "ws")
+    client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url, root=root)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    hits = await asyncio.wait_for(_search(client, "compute_invoice_total"), 30)
+    assert hits[0]["path"] == "src/billing.py" and hits[0]["sources"] == ["keyword", "symbol"]
+    assert loop.time() - started < 20  # the embedding model lookup gives up after 5 s
+    await until(lambda: _finished(client), 30)
+    reports = _index_progress(client)
+    assert reports is not None and "keyword search only" in (reports[-1].message or "")

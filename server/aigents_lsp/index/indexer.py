@@ -54,6 +54,11 @@ class EmbeddingSource:
     pooled states, which are weak embeddings)."""
 
 
+EmbeddingLookup = Callable[[], Awaitable[EmbeddingSource | None]]
+"""Finds the embedding model when it is needed (after the scan: a slow backend never holds up
+keyword search)."""
+
+
 @dataclass(frozen=True)
 class IndexOptions:
     max_file_bytes: int = 512 * 1024
@@ -94,6 +99,14 @@ class _Doc:
     terms: tuple[str, ...]
 
 
+async def _resolved(
+    embedding: EmbeddingSource | EmbeddingLookup | None,
+) -> EmbeddingSource | None:
+    if embedding is None or isinstance(embedding, EmbeddingSource):
+        return embedding
+    return await embedding()
+
+
 def _symbol_keys(symbol: str) -> set[str]:
     if not symbol:
         return set()
@@ -127,6 +140,7 @@ class SemanticIndex:
         self.store = store
         self.options = options or IndexOptions()
         self.ready = False  # keyword search works (the first scan is done)
+        self.scanned = asyncio.Event()  # set after the first scan, even a failed one
         self.state = "new"  # new | scanning | embedding | ready | failed
         self.keyword_only: str | None = None  # why vectors are not used, once known
         self._keyword = KeywordIndex()
@@ -162,7 +176,9 @@ class SemanticIndex:
     # --- building -----------------------------------------------------------------------------
 
     async def build(
-        self, embedding: EmbeddingSource | None = None, progress: Progress | None = None
+        self,
+        embedding: EmbeddingSource | EmbeddingLookup | None = None,
+        progress: Progress | None = None,
     ) -> BuildReport:
         """Bring the index up to date with the workspace, then embed what lacks a vector."""
         started = time.perf_counter()
@@ -182,16 +198,20 @@ class SemanticIndex:
                 await asyncio.to_thread(self._scan, report, from_thread)
             except Exception:
                 self.state = "failed"
+                self.scanned.set()
                 raise
             self.ready = True
+            self.scanned.set()
             report.chunks = len(self._docs)
-            await self._embed_missing(embedding, report, tell)
+            await self._embed_missing(await _resolved(embedding), report, tell)
             self.state = "ready"
         report.seconds = time.perf_counter() - started
         return report
 
     async def update(
-        self, paths: Iterable[Path | str], embedding: EmbeddingSource | None = None
+        self,
+        paths: Iterable[Path | str],
+        embedding: EmbeddingSource | EmbeddingLookup | None = None,
     ) -> BuildReport:
         """Re-index the given files (saved, created, changed or deleted on disk)."""
         report = BuildReport()
@@ -202,7 +222,9 @@ class SemanticIndex:
                 await asyncio.to_thread(self._load)
             await asyncio.to_thread(self._update_files, wanted, report)
             report.chunks = len(self._docs)
-            await self._embed_missing(embedding, report, lambda message, percent: None)
+            await self._embed_missing(
+                await _resolved(embedding), report, lambda message, percent: None
+            )
         report.seconds = time.perf_counter() - started
         return report
 

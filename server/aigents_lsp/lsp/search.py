@@ -32,6 +32,7 @@ PROGRESS_TITLE = "aigents: indexing"
 UPDATE_DELAY = 0.3  # seconds: saves and file events arriving together make one update
 FIRST_SCAN_WAIT = 30.0  # a search waits this long for the first scan of the workspace
 MAX_LIMIT = 100
+EMBEDDING_LOOKUP_SECONDS = 5.0  # a backend slow to list its models leaves keyword search
 EMBEDDED_VECTOR_WEIGHT = 0.5
 _WATCHER_ID = "aigents-index-watcher"
 
@@ -121,7 +122,7 @@ class IndexService:
     def __init__(self, ls: AigentsServer) -> None:
         self._ls = ls
         self.index: SemanticIndex | None = None
-        self._scanned = asyncio.Event()
+        self._reason = ""  # why there is no embedding model, from the last lookup
         self._pending: set[str] = set()
         self._update: asyncio.Task[Any] | None = None
         self._build: asyncio.Task[Any] | None = None
@@ -154,16 +155,25 @@ class IndexService:
         progress = _Progress(self._ls)
         await progress.begin()
         try:
-            embedding, reason = await embedding_source(self._ls)
-            report = await self.index.build(embedding, progress.report)
+            report = await self.index.build(self._embedding, progress.report)
         except BaseException:
             progress.end("failed")
-            self._scanned.set()
             raise
-        self._scanned.set()
         progress.end(self._summary(report))
         log.info("index: %s", self._summary(report))
-        self._tell_keyword_only(report.keyword_only and (reason or report.keyword_only))
+        self._tell_keyword_only(report.keyword_only and (self._reason or report.keyword_only))
+
+    async def _embedding(self) -> EmbeddingSource | None:
+        """The embedding model now (looked up each time: the provider or model may change)."""
+        try:
+            async with asyncio.timeout(EMBEDDING_LOOKUP_SECONDS):
+                embedding, self._reason = await embedding_source(self._ls)
+        except TimeoutError:
+            embedding = None
+            self._reason = (
+                f"the backend did not name an embedding model within {EMBEDDING_LOOKUP_SECONDS:g} s"
+            )
+        return embedding
 
     def _summary(self, report: BuildReport) -> str:
         assert self.index is not None
@@ -195,17 +205,16 @@ class IndexService:
 
     async def _run_update(self) -> None:
         await asyncio.sleep(UPDATE_DELAY)
-        await self._scanned.wait()
+        if self.index is not None:
+            await self.index.scanned.wait()
         while self._pending and self.index is not None:
             paths, self._pending = sorted(self._pending), set()
             if any(Path(p).name in (".gitignore", ".aigentsignore") for p in paths):
-                embedding, _ = await embedding_source(self._ls)
-                await self.index.build(embedding)  # the rules changed: rescan (incremental)
+                await self.index.build(self._embedding)  # the rules changed: rescan
                 continue
-            embedding, reason = await embedding_source(self._ls)
-            report = await self.index.update(paths, embedding)
+            report = await self.index.update(paths, self._embedding)
             log.info("index: %d file(s) updated in %.2f s", len(paths), report.seconds)
-            self._tell_keyword_only(report.keyword_only and (reason or report.keyword_only))
+            self._tell_keyword_only(report.keyword_only and (self._reason or report.keyword_only))
 
     async def _watch_files(self) -> None:
         """Ask the editor for file events (`workspace/didChangeWatchedFiles`) when it can."""
@@ -237,13 +246,12 @@ class IndexService:
         """The best chunks for a query (waits for the first scan, briefly)."""
         if self.index is None:
             return []
-        if not self._scanned.is_set():
+        if not self.index.scanned.is_set():
             try:
-                await asyncio.wait_for(self._scanned.wait(), FIRST_SCAN_WAIT)
+                await asyncio.wait_for(self.index.scanned.wait(), FIRST_SCAN_WAIT)
             except TimeoutError:
                 return []
-        embedding, _ = await embedding_source(self._ls)
-        return await self.index.search(query, limit, embedding)
+        return await self.index.search(query, limit, await self._embedding())
 
 
 def _location(ls: AigentsServer, service: IndexService, hit: SearchHit) -> dict[str, Any]:
