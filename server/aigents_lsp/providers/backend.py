@@ -163,8 +163,9 @@ class Backend:
         else:
             log.info("backend still failing (%s): %s", error.kind, error.message)
         # Health checks decide recovery only when nothing answered at all: a backend that is
-        # slow to generate still answers them, and would be declared back at once.
-        down = error.kind == "server_down"
+        # slow to generate, or answers 503, still lists its models, and would be declared back
+        # at once (then fail again: "back" and the error, every second).
+        down = error.kind == "server_down" and error.status is None
         if down and (self._recovery is None or self._recovery.done()):
             self._recovery = asyncio.get_running_loop().create_task(self._watch_for_recovery())
 
