@@ -31,4 +31,12 @@ endfor
 " ALE runs only the linters listed here for a filetype: keep yours and add 'aigents'.
 let g:ale_linters = get(g:, 'ale_linters', {})
 let g:ale_linters.python = get(g:ale_linters, 'python', []) + ['aigents']
+" ALE's automatic popup asks only after a word and keeps the items that start with that word;
+" an AI suggestion continues after the cursor, so ask for it: CTRL-Space (CTRL-@ in a terminal),
+" then CTRL-N CTRL-Y to take it. `menuone`: the menu shows a single suggestion too.
+if !hasmapto('<Plug>(ale_complete)', 'i')
+  imap <C-Space> <Plug>(ale_complete)
+  imap <C-@> <Plug>(ale_complete)
+endif
+set completeopt+=menuone
 " Code actions: :ALECodeAction (on a selection: :'<,'>ALECodeAction)

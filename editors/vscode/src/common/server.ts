@@ -114,10 +114,10 @@ export function withoutConfirmation(params: ApplyWorkspaceEditParams): ApplyWork
   if (!annotations) {
     return params;
   }
-  const confirmed = Object.fromEntries(
+  const direct = Object.fromEntries(
     Object.entries(annotations).map(([id, annotation]) => [id, { ...annotation, needsConfirmation: false }]),
   );
-  return { ...params, edit: { ...params.edit, changeAnnotations: confirmed } };
+  return { ...params, edit: { ...params.edit, changeAnnotations: direct } };
 }
 
 /**
