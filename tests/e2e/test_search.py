@@ -204,3 +204,23 @@ async def test_a_backend_that_never_answers_leaves_keyword_search_working(
     await until(lambda: _finished(client), 30)
     reports = _index_progress(client)
     assert reports is not None and "keyword search only" in (reports[-1].message or "")
+
+
+async def test_embeddings_follow_the_embedding_route(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    fake_lmstudio.configure(models=[m for m in default_models() if m["type"] != "embeddings"])
+    embedder = FakeLMStudio(embedding_kind="words", embedding_dimensions=256).start()
+    try:
+        root = _workspace(tmp_path / "ws")
+        routes = json.dumps({"embedding": [f"lmstudio@{embedder.base_url}"]})
+        client = await start_server(
+            provider="lmstudio", api_base=fake_lmstudio.base_url, root=root, routes=routes
+        )
+        await until(lambda: _finished(client), 60)
+        hits = await _search(client, "invoice total with tax")
+        assert hits[0]["path"] == "src/billing.py" and "vector" in hits[0]["sources"]
+        assert [r for r in embedder.requests if r.path == "/v1/embeddings"]
+        assert not [r for r in fake_lmstudio.requests if r.path == "/v1/embeddings"]
+    finally:
+        embedder.stop()

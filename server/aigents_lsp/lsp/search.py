@@ -44,7 +44,7 @@ async def embedding_source(ls: AigentsServer) -> tuple[EmbeddingSource | None, s
 
     backend = ls.backend
     try:
-        provider = await backend.provider()
+        provider = await backend.provider("embedding")  # the embedding route, when set
     except ProviderError as error:
         return None, f"the backend is not available ({error})"
     if provider.name == "embedded" and ls.settings.index != "on":
