@@ -27,6 +27,9 @@ from aigents_lsp.providers.openai_wire import ThinkSplitter
 Stopped = Literal["answer", "step_limit", "no_tools"]
 
 MAX_CALLS_PER_ROUND = 8
+# More than any answer asked for (chat_max_tokens): a backend that ignores max_tokens is not
+# read to the end (10 MB of answer cost seconds of CPU and blocked every other request).
+MAX_ANSWER_CHARS = 200_000
 """More calls in one message are answered with an error instead of being run."""
 STEP_LIMIT_NOTE = (
     "You have used all the tool calls allowed for this question. Do not call tools; answer now "
@@ -113,8 +116,9 @@ class _LiveText:
     def feed(self, piece: str) -> None:
         if not piece:
             return
+        start = max(0, len(self.text) - len(_REQUEST_OPEN))  # only where the marker can be new
         self.text += piece
-        if self._marker is None and (at := self.text.find(_REQUEST_OPEN)) >= 0:
+        if self._marker is None and (at := self.text.find(_REQUEST_OPEN, start)) >= 0:
             self._marker = at
         upto = self._marker if self._marker is not None else len(self.text) - _held(self.text)
         if upto > self._sent:
@@ -226,13 +230,18 @@ async def _stream_step(provider: Provider, params: ChatParams, output: _Output) 
     finish: str | None = None
     model: str | None = None
     stream = provider.stream_chat(params)
+    received = 0
     async with _closing(stream):  # closed on cancellation too: the backend stops
         async for delta in stream:
             if delta.text:  # reasoning (delta.reasoning) is never shown
                 live.feed(think.feed(delta.text)[0])
+                received += len(delta.text)
             calls = delta.tool_calls or calls
             finish = delta.finish_reason or finish
             model = delta.model or model
+            if received > MAX_ANSWER_CHARS:
+                finish = "length"
+                break
     live.feed(think.flush()[0])
     text, requested = parse_tool_requests(live.text)
     if not requested:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aigents_lsp.assist.agent import run_agent
+from aigents_lsp.assist.agent import MAX_ANSWER_CHARS, run_agent
 from aigents_lsp.assist.answers import extract_code
 from aigents_lsp.assist.budget import fit_messages, trim_history
 from aigents_lsp.assist.edits import (
@@ -242,12 +242,16 @@ async def _stream_text(
             temperature=prompt.temperature,
         )
     )
+    received = 0
     async with contextlib.aclosing(stream):  # type: ignore[type-var]
         async for delta in stream:
             if delta.text:
                 collected.pieces.append(delta.text)
+                received += len(delta.text)
                 if on_text is not None:
                     on_text(collected.text())
+                if received > MAX_ANSWER_CHARS:
+                    break  # a backend ignoring max_tokens is not read to the end
     return collected.text()
 
 

@@ -40,6 +40,7 @@ MAX_MULTILINE_LINES = 12
 # More than this many non-space characters after the cursor (other than closers): no
 # automatic suggestion, the user is editing inside a line.
 MAX_TRAILING_CHARS = 3
+MAX_STREAM_CHARS = 16_000  # far beyond any suggestion shown (12 lines)
 _CLOSERS = set(")]}\"'`;:,.")
 _BLOCK_OPENER = re.compile(r"(?:[:{(\[]|=>|->|\bthen|\bdo|\bbegin)\s*$")
 _SIGNATURE = re.compile(r"^\s*(?:async\s+)?(?:def|class|fn|func|function|sub|proc)\b")
@@ -353,6 +354,7 @@ async def _consume(
     """Read the stream into `generation.partial` (without the `heal` text the model was made
     to repeat); closing it early stops the backend."""
     skip = len(heal)
+    received = 0
     try:
         async for delta in stream:
             text = delta.text
@@ -362,6 +364,9 @@ async def _consume(
             if not text:
                 continue
             generation.partial.append(text)
+            received += len(text)
+            if received > MAX_STREAM_CHARS:
+                break  # a backend ignoring max_tokens (10 MB of one line) is not read to the end
             if template.kind != "chat" and should_stop(
                 generation.text_so_far(),
                 multiline=multiline,
