@@ -457,6 +457,7 @@ class Wire:
         self._reader: asyncio.Task[None] | None = None
         self._late: set[asyncio.Task[None]] = set()
         self.base_settings: dict[str, Any] = {}
+        self.last: dict[str, Any] = {}  # the latest params of each notification method
         self.keep_messages = False  # keep every message the server sent (`messages`)
         self.messages: list[Any] = []
 
@@ -528,6 +529,7 @@ class Wire:
             self._answer(message)
         elif isinstance(method, str):
             self.notifications[method] += 1
+            self.last[method] = message.get("params")
         else:
             if ("result" in message) == ("error" in message):
                 self.problems.append(f"a response needs result xor error: {str(message)[:200]}")
