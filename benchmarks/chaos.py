@@ -225,6 +225,7 @@ async def run(seconds: float, only: list[str] | None) -> list[Row]:
     env.update(AIGENTS_COMPLETION_TIMEOUT="3", AIGENTS_COMMAND_TIMEOUT="5")
     wire = Wire(random.Random(0))
     wire.base_settings = {}
+    wire.fuzz_answers = False  # an editor that answers the server at once, and right
     rows: list[Row] = []
     try:
         await wire.start(env, home / "server.stderr")

@@ -459,6 +459,7 @@ class Wire:
         self.base_settings: dict[str, Any] = {}
         self.last: dict[str, Any] = {}  # the latest params of each notification method
         self.keep_messages = False  # keep every message the server sent (`messages`)
+        self.fuzz_answers = True  # answer server requests wrongly or late now and then
         self.messages: list[Any] = []
 
     async def start(self, env: dict[str, str], stderr_path: Path) -> None:
@@ -557,14 +558,14 @@ class Wire:
             result = self.rng.choice(actions) if actions and self.rng.random() < 0.7 else None
         elif method == "window/showDocument":
             result = {"success": True}
-        roll = self.rng.random()
+        roll = self.rng.random() if self.fuzz_answers else 0.0
         if roll < 0.8:
             reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "result": result}
         elif roll < 0.9:
             reply = {"jsonrpc": "2.0", "id": msg_id, "error": {"code": -32603, "message": "no"}}
         else:
             reply = {"jsonrpc": "2.0", "id": msg_id, "result": _junk(self.rng)}
-        if self.rng.random() < 0.1:  # late, as a busy editor
+        if self.fuzz_answers and self.rng.random() < 0.1:  # late, as a busy editor
             task = asyncio.create_task(self._later(reply, self.rng.uniform(0.1, 1.0)))
             self._late.add(task)
             task.add_done_callback(self._late.discard)

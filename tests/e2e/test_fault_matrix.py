@@ -152,7 +152,9 @@ async def test_fault(start_server: Any, fake_lmstudio: FakeLMStudio, fault: str)
             assert loop.time() - started < 8
         await explain(client, uri)
         if incident == 0:
-            await asyncio.sleep(0.2)
+            # Long enough for health checks (first after 1 s) to run: one declaring the
+            # backend back while requests still fail would start a message storm.
+            await asyncio.sleep(1.5)
             errors = [m for m in client.messages if m.type == types.MessageType.Error]
             # completion + chat at most, no storm
             assert len(errors) <= 2, [m.message for m in errors]
