@@ -294,14 +294,15 @@ async def deliver(
     elif task == "tests" and result.file_text and document is not None:
         edit, created = tests_edit(ls, request, result.file_text)
     if edit is not None:
-        response = await ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(
-                edit=edit, label=TITLES[task].replace("aigents: ", "AI: ")
-            )
+        params = types.ApplyWorkspaceEditParams(
+            edit=edit, label=TITLES[task].replace("aigents: ", "AI: ")
         )
-        applied = bool(response.applied)
+        try:
+            response = await ls.workspace_apply_edit_async(params)
+            applied, reason = bool(response.applied), response.failure_reason or "refused"
+        except JsonRpcException as error:  # the editor answered with an error: not applied
+            applied, reason = False, error.message
         if not applied:
-            reason = response.failure_reason or "refused"
             ls.notify_user(f"aigents: the editor did not apply the edit ({reason})", "warning")
     if show is not False and (
         task in ("explain", "chat") or (task == "custom" and not result.edits)
