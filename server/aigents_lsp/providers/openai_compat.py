@@ -221,13 +221,8 @@ class OpenAICompatibleProvider(Provider):
                     deltas = parser.feed_json(self._parse_json(bytes(buffer), response))
                 for delta in deltas:
                     yield self._seen(delta)
-        except httpx.HTTPError as exc:
-            raise self._scrub(self._transport_error(exc, mid_stream=responded)) from exc
-        except ProviderError as error:
-            scrubbed = self._scrub(error)
-            if scrubbed is error:
-                raise
-            raise scrubbed from None
+        except (httpx.HTTPError, ProviderError) as exc:
+            raise self._typed(exc, mid_stream=responded)  # noqa: B904 - chained in _typed
 
     async def _native_stream(
         self, url: str, body: dict[str, Any], translate: Translate, *, framing: str
@@ -256,13 +251,8 @@ class OpenAICompatibleProvider(Provider):
                         return
                 for delta in parser.close():
                     yield self._seen(delta)
-        except httpx.HTTPError as exc:
-            raise self._scrub(self._transport_error(exc, mid_stream=responded)) from exc
-        except ProviderError as error:
-            scrubbed = self._scrub(error)
-            if scrubbed is error:
-                raise
-            raise scrubbed from None
+        except (httpx.HTTPError, ProviderError) as exc:
+            raise self._typed(exc, mid_stream=responded)  # noqa: B904 - chained in _typed
 
     def _seen(self, delta: StreamDelta) -> StreamDelta:
         if delta.stats is not None:
@@ -379,6 +369,18 @@ class OpenAICompatibleProvider(Provider):
             read_timeout=self._read_timeout,
         )
 
+    def _typed(self, exc: Exception, *, mid_stream: bool) -> ProviderError:
+        """Any failure of a request as a typed error without the API key in its texts."""
+        if isinstance(exc, ProviderError):
+            error, cause = self._scrub(exc), None  # never chain the unscrubbed error
+        else:
+            assert isinstance(exc, httpx.HTTPError)
+            error = self._scrub(self._transport_error(exc, mid_stream=mid_stream))
+            cause = exc  # kept for the debug log's traceback (holds no header)
+        if error is not exc:
+            error.__cause__, error.__suppress_context__ = cause, True
+        return error
+
     def _scrub(self, error: ProviderError) -> ProviderError:
         """The error without the API key (or a prefix of it) in its texts."""
         message, hint = redact(error.message, self._api_key), redact(error.hint, self._api_key)
@@ -450,11 +452,6 @@ class OpenAICompatibleProvider(Provider):
                 raise classify(
                     200, message, error_code(parsed), self._base_url, backend=self.backend_label
                 )
-        except httpx.HTTPError as exc:
-            raise self._scrub(self._transport_error(exc, mid_stream=responded)) from exc
-        except ProviderError as error:
-            scrubbed = self._scrub(error)
-            if scrubbed is error:
-                raise
-            raise scrubbed from None
+        except (httpx.HTTPError, ProviderError) as exc:
+            raise self._typed(exc, mid_stream=responded)  # noqa: B904 - chained in _typed
         return parsed
