@@ -343,13 +343,15 @@ async def show_markdown(ls: AigentsServer, task: str, markdown: str) -> None:
 async def ask_instruction(ls: AigentsServer) -> str | None:
     """A free-text question is not possible in LSP: offer common rewrites to pick from
     (our editor plugins ask for free text and call `aigents.edit` themselves)."""
-    choice = await ls.window_show_message_request_async(
-        types.ShowMessageRequestParams(
-            type=types.MessageType.Info,
-            message="AI: Rewrite the selection how?",
-            actions=[types.MessageActionItem(title=t) for t in REWRITE_CHOICES],
-        )
+    question = types.ShowMessageRequestParams(
+        type=types.MessageType.Info,
+        message="AI: Rewrite the selection how?",
+        actions=[types.MessageActionItem(title=t) for t in REWRITE_CHOICES],
     )
+    try:
+        choice = await ls.window_show_message_request_async(question)
+    except JsonRpcException:  # the editor could not ask: as if the user dismissed it
+        return None
     if choice is None:
         return None
     return REWRITE_CHOICES.get(choice.title)
