@@ -822,7 +822,12 @@ async def fuzz(
                     flush=True,
                 )
         if report.failure is None and wire.alive:
-            report.runtime = await stats(wire, 0)
+            # settled: late answers to the server's questions delivered, commands ended
+            for attempt in range(50):
+                report.runtime = await stats(wire, attempt)
+                if not report.runtime.get("pending_requests") and not report.runtime.get("jobs"):
+                    break
+                await asyncio.sleep(0.2)
     finally:
         report.received = wire.received
         report.seconds = time.monotonic() - started

@@ -75,6 +75,7 @@ def runtime_counters(ls: AigentsServer) -> dict[str, Any]:
     return {
         "tasks": len(asyncio.all_tasks()),
         "background_tasks": len(ls._tasks),
+        "background": sorted(task.get_name() for task in list(ls._tasks))[:5],
         "jobs": len(ls.jobs),
         # requests in flight either way (handlers running, questions to the editor), not
         # counting the one asking
