@@ -132,7 +132,7 @@ async def list_models(as_json: bool = False) -> int:
 
 
 async def load_model(model_id: str) -> int:
-    """`aigents-lsp models load ID`: load a model in LM Studio, as `aigents.setModel` does."""
+    """`aigents-lsp models load ID`: load a model in LM Studio, as `aigents.selectModel` does."""
     from aigents_lsp.providers import models
     from aigents_lsp.providers.base import ProviderError
     from aigents_lsp.providers.lmstudio import LMStudioProvider

@@ -45,7 +45,7 @@ async def test_capabilities_and_position_encoding(start_server: Any, editor: str
         "aigents.cancel",
         "aigents.action",
         "aigents.listModels",
-        "aigents.setModel",
+        "aigents.selectModel",
         "aigents.search",
     }
     assert caps.code_action_provider is not None

@@ -1,5 +1,5 @@
 """Model management over stdio against the fake LM Studio: `aigents.listModels`,
-`aigents.setModel` (load with progress, JIT on older servers, errors) and the JIT swap warning."""
+`aigents.selectModel` (load with progress, JIT on older servers, errors) and the JIT swap warning."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ async def test_set_model_loads_with_progress_then_completion_uses_it(
     fake_lmstudio.configure(load_delay=2.5, completion_reply="a + b")
     client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url)
     result = await _run(
-        client, "aigents.setModel", {"model": "qwen/qwen3-8b", "task": "completion"}
+        client, "aigents.selectModel", {"model": "qwen/qwen3-8b", "task": "completion"}
     )
     assert result["model"] == "qwen/qwen3-8b" and result["tasks"] == ["completion"]
     assert result["state"] == "loaded"
@@ -118,7 +118,7 @@ async def test_set_loaded_model_for_all_tasks_does_not_load(
         api_base=fake_lmstudio.base_url,
         completion_model="qwen2.5-coder-1.5b-instruct",
     )
-    result = await _run(client, "aigents.setModel", {"model": "llama-3.2-3b-instruct"})
+    result = await _run(client, "aigents.selectModel", {"model": "llama-3.2-3b-instruct"})
     assert result["tasks"] == ["completion", "chat"] and result["load"] is None
     # persisting `model` alone would leave completionModel in charge: the editor removes it
     assert result["setting"] == "model"
@@ -133,7 +133,7 @@ async def test_old_lmstudio_loads_just_in_time(
 ) -> None:
     fake_lmstudio.configure(api_v1=False, load_delay=0.5)
     client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url, ttl="900")
-    result = await _run(client, "aigents.setModel", {"model": "qwen/qwen3-8b", "task": "chat"})
+    result = await _run(client, "aigents.selectModel", {"model": "qwen/qwen3-8b", "task": "chat"})
     assert result["load"]["how"] == "just-in-time" and result["state"] == "loaded"
     assert result["settings"] == {"chatModel": "qwen/qwen3-8b"}
     warm_up = fake_lmstudio.last_request("/v1/chat/completions").body
@@ -148,7 +148,7 @@ async def test_load_failure_is_a_clear_error(
     fake_lmstudio.configure(load_failure="Engine protocol startup was aborted.")
     client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url)
     with pytest.raises(Exception) as failure:
-        await _run(client, "aigents.setModel", {"model": "qwen/qwen3-8b"})
+        await _run(client, "aigents.selectModel", {"model": "qwen/qwen3-8b"})
     message = str(failure.value)
     assert 'Failed to load model "qwen/qwen3-8b"' in message
     assert "Engine protocol startup was aborted" in message
@@ -167,18 +167,18 @@ async def test_unknown_model_and_bad_arguments(
 ) -> None:
     client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url)
     with pytest.raises(Exception, match='No model "o4-mini" here') as failure:
-        await _run(client, "aigents.setModel", {"model": "o4-mini"})
+        await _run(client, "aigents.selectModel", {"model": "o4-mini"})
     assert "qwen2.5-coder-1.5b-instruct" in str(failure.value)  # what there is instead
     with pytest.raises(Exception, match="embedding model"):
         await _run(
             client,
-            "aigents.setModel",
+            "aigents.selectModel",
             {"model": "text-embedding-nomic-embed-text-v1.5", "task": "chat"},
         )
     with pytest.raises(Exception, match="`task` is one of"):
-        await _run(client, "aigents.setModel", {"model": "qwen/qwen3-8b", "task": "everything"})
+        await _run(client, "aigents.selectModel", {"model": "qwen/qwen3-8b", "task": "everything"})
     with pytest.raises(Exception, match="`model`"):
-        await _run(client, "aigents.setModel", {})
+        await _run(client, "aigents.selectModel", {})
     assert not _loads(fake_lmstudio)
 
 
@@ -198,8 +198,8 @@ async def test_jit_swap_warning_is_shown_once(
     assert "lms load qwen/qwen3-8b" in warning.message
     assert "Only Keep Last JIT Loaded Model" in warning.message
     await _run(client, "aigents.listModels", {})
-    await _run(client, "aigents.setModel", {"model": "llama-3.2-3b-instruct", "task": "chat"})
-    await _run(client, "aigents.setModel", {"model": "qwen/qwen3-8b", "task": "chat"})
+    await _run(client, "aigents.selectModel", {"model": "llama-3.2-3b-instruct", "task": "chat"})
+    await _run(client, "aigents.selectModel", {"model": "qwen/qwen3-8b", "task": "chat"})
     assert len([m for m in client.messages if SWAP in m.message]) == 1
 
 
@@ -211,7 +211,7 @@ async def test_other_providers_list_what_they_have(
     assert result["provider"] != "lmstudio"
     assert {m["id"] for m in result["models"]} >= {"qwen2.5-coder-1.5b-instruct", "qwen/qwen3-8b"}
     assert {m["state"] for m in result["models"]} == {"unknown"}  # /v1/models: ids only
-    chosen = await _run(client, "aigents.setModel", {"model": "qwen/qwen3-8b", "task": "chat"})
+    chosen = await _run(client, "aigents.selectModel", {"model": "qwen/qwen3-8b", "task": "chat"})
     assert chosen["load"] is None  # only LM Studio loads models on request
     assert not _loads(fake_lmstudio)
     tasks = (await _run(client, "aigents.listModels", {}))["tasks"]

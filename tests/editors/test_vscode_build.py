@@ -83,7 +83,7 @@ def test_package_holds_the_extension_and_its_client(vsix: Path) -> None:
         "aigents.addDocstring",
         "aigents.generateTests",
         "aigents.explainSelection",
-        "aigents.selectModel",
+        "aigents.pickModel",
         "aigents.restart",
         "aigents.showOutput",
     } <= commands
@@ -98,6 +98,9 @@ def test_package_holds_the_extension_and_its_client(vsix: Path) -> None:
         "aigents.chat",
         "aigents.action",
         "aigents.cancel",
+        "aigents.listModels",
+        "aigents.selectModel",
+        "aigents.search",
     }
     assert not commands & server_commands
 

@@ -19,7 +19,7 @@ let starting: Promise<void> = Promise.resolve();
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel('aigents', { log: true });
-  const status = new StatusBar('aigents.selectModel');
+  const status = new StatusBar('aigents.pickModel');
   const panel = new ResultsPanel();
   const settingNames = serverSettingNames(context.extension);
   const commands = new AigentsCommands(() => client, panel);
@@ -69,7 +69,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     ...commands.register(),
     vscode.commands.registerCommand('aigents.restart', restart),
     vscode.commands.registerCommand('aigents.showOutput', () => log.show()),
-    vscode.commands.registerCommand('aigents.selectModel', () => pickModel(server, settingNames, log)),
+    vscode.commands.registerCommand('aigents.pickModel', () => pickModel(server, settingNames, log)),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration(`${SECTION}.server`)) {
         void restart();

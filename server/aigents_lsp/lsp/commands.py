@@ -388,6 +388,6 @@ def register(server: AigentsServer) -> None:
         arg = {**arg, "template": found.prompt, "wantsEdit": found.edit}
         return await execute(ls, "custom", arg)
 
-    from aigents_lsp.lsp import models  # aigents.listModels, aigents.setModel
+    from aigents_lsp.lsp import models  # aigents.listModels, aigents.selectModel
 
     models.register(server)

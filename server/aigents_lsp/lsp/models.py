@@ -1,4 +1,4 @@
-"""Model management commands: `aigents.listModels` and `aigents.setModel` (see
+"""Model management commands: `aigents.listModels` and `aigents.selectModel` (see
 docs/commands.md). The work is in `providers/models.py`; this module adds the LSP around it:
 arguments, a `$/progress` job while LM Studio loads a model, errors as `RequestFailed`, and the
 one-time warning about models that JIT auto-evict would swap.
@@ -26,7 +26,7 @@ from aigents_lsp.providers.lmstudio import LMStudioProvider, LoadOutcome
 log = logging.getLogger(__name__)
 
 LIST_COMMAND = "aigents.listModels"
-SELECT_COMMAND = "aigents.setModel"
+SELECT_COMMAND = "aigents.selectModel"
 TICK_SECONDS = 1.0  # elapsed time is reported this often while a model loads
 
 

@@ -111,7 +111,7 @@ class Backend:
         self._warned_hosts: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
         self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
-        # Session choices (`aigents.setModel`) over the settings, until the setting changes.
+        # Session choices (`aigents.selectModel`) over the settings, until the setting changes.
         self.model_overrides: dict[Task, str] = {}
         # Routing: providers by endpoint, which are down (watched), who serves each task.
         self._routed: dict[tuple[str, str], Provider] = {}

@@ -1,5 +1,5 @@
 """Model management, without LSP: the model list that `aigents-lsp models` prints and
-`aigents.listModels` answers, choosing a model for a task (`aigents.setModel`), loading it in
+`aigents.listModels` answers, choosing a model for a task (`aigents.selectModel`), loading it in
 LM Studio, and spotting two models that LM Studio's JIT auto-evict would swap back and forth.
 
 What LM Studio's API tells (and what it does not): `/api/v0/models` and `/api/v1/models` say
@@ -175,7 +175,7 @@ def model_table(listing: ModelList) -> str:
 
 @dataclass(frozen=True)
 class Selection:
-    """What `aigents.setModel` will do: the tasks a model takes over and how an editor
+    """What `aigents.selectModel` will do: the tasks a model takes over and how an editor
     persists the choice (`settings`: names to write; None removes a setting that would
     otherwise shadow the choice)."""
 
@@ -247,7 +247,7 @@ async def load_if_needed(provider: Provider, selection: Selection) -> LoadOutcom
 def selection_result(
     selection: Selection, outcome: LoadOutcome | None, state: str | None
 ) -> dict[str, Any]:
-    """The result of `aigents.setModel`."""
+    """The result of `aigents.selectModel`."""
     load: dict[str, Any] | None = None
     if outcome is not None:
         load = {"how": outcome.how, "seconds": round(outcome.seconds, 2)}
@@ -291,7 +291,7 @@ def swap_warning(
         "With JIT auto-evict (on by default) each just-in-time load unloads the previous "
         "one, and the two models would swap on every switch between completion and chat. "
         f"Load both for good (`lms load {first.id}` and `lms load {second.id}`, or in LM "
-        "Studio's app; `aigents.setModel` does it on LM Studio 0.4+), or turn off "
+        "Studio's app; `aigents.selectModel` does it on LM Studio 0.4+), or turn off "
         '"Only Keep Last JIT Loaded Model" in LM Studio\'s server settings.'
     )
 

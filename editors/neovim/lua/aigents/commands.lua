@@ -299,7 +299,7 @@ local function persist(values)
   end
 end
 
---- Use `model` for `task` (default: every task it can serve). With a server: `aigents.setModel`
+--- Use `model` for `task` (default: every task it can serve). With a server: `aigents.selectModel`
 --- (it loads the model in LM Studio, with progress), then the settings it names are kept;
 --- without one, the setting alone.
 ---@param model string
@@ -313,9 +313,9 @@ function M.set_model(model, task)
     return
   end
   local arguments = { { model = model, task = task } }
-  client:request('workspace/executeCommand', { command = 'aigents.setModel', arguments = arguments }, function(err, result)
+  client:request('workspace/executeCommand', { command = 'aigents.selectModel', arguments = arguments }, function(err, result)
     if err or type(result) ~= 'table' then
-      vim.notify('aigents: ' .. (err and err.message or 'no answer from aigents.setModel'), vim.log.levels.ERROR)
+      vim.notify('aigents: ' .. (err and err.message or 'no answer from aigents.selectModel'), vim.log.levels.ERROR)
       return
     end
     persist(result.settings or { [SETTING_FOR[task]] = model })

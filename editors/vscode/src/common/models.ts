@@ -1,5 +1,5 @@
 // The model picker. While the server runs it asks the server (`aigents.listModels`, then
-// `aigents.setModel`, which also loads the model in LM Studio with progress); without a running
+// `aigents.selectModel`, which also loads the model in LM Studio with progress); without a running
 // server it falls back to `aigents-lsp models --json` and only writes the setting.
 import { execFile } from 'node:child_process';
 import * as vscode from 'vscode';
@@ -7,7 +7,7 @@ import { ServerCommand } from './server';
 import { SECTION, explicitServerSettings, settingsEnvironment } from './settings';
 
 const LIST_COMMAND = 'aigents.listModels';
-const SET_COMMAND = 'aigents.setModel';
+const SET_COMMAND = 'aigents.selectModel';
 
 /** One model of `aigents.listModels` (docs/commands.md). */
 export interface ModelInfo {
@@ -34,7 +34,7 @@ export interface ModelList {
   tasks?: Record<string, TaskModel>;
 }
 
-/** The result of `aigents.setModel`. */
+/** The result of `aigents.selectModel`. */
 interface SetModelResult {
   model: string;
   tasks: string[];
@@ -220,7 +220,7 @@ export async function pickModel(
     );
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    log.warn(`aigents.setModel failed: ${message}`);
+    log.warn(`aigents.selectModel failed: ${message}`);
     void vscode.window.showErrorMessage(message);
   }
 }
