@@ -143,6 +143,28 @@ async def test_items_for_editors_without_ghost_text(
     assert item.command is not None and item.command.command == "aigents.completionAccepted"
 
 
+async def test_an_item_covers_the_word_being_typed(
+    start_server: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    # Clients filter items by the word before the cursor: the edit replaces that word with
+    # word + continuation, so the item survives the filter and inserts the same text.
+    fake_lmstudio.configure(completion_reply="ues) / len(values)")
+    client = await start_server(editor="neovim@v0.11.0", **_settings(fake_lmstudio))
+    uri = "file:///tmp/items_word.py"
+    open_doc(client, uri, "mean = sum(val\n")
+    result = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=0, character=14),
+        )
+    )
+    [item] = result.items  # type: ignore[union-attr]
+    assert item.text_edit is not None
+    assert item.text_edit.new_text == "values) / len(values)"
+    assert item.text_edit.range.start == types.Position(line=0, character=11)  # type: ignore[union-attr]
+    assert item.filter_text == "values) / len(values)"
+
+
 async def test_accepted_suggestions_are_counted(
     start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
 ) -> None:
@@ -203,8 +225,8 @@ async def test_positions_with_emoji_and_cjk(
     position = types.Position(line=1, character=column)
     if editor == "visual-studio-code":
         assert await inline(client, uri, position) == ["me"]
-    else:
-        assert await items(client, uri, position) == ["me"]
+    else:  # the item's edit covers the word being typed ("na")
+        assert await items(client, uri, position) == ["name"]
     prompt = _completions(fake_lmstudio)[-1].body["prompt"]
     assert f"{LINE}<|fim_suffix|>" in prompt  # sliced exactly at the cursor
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 import tomllib
 from pathlib import Path
@@ -34,6 +35,7 @@ PREFIX_WINDOW = 24_000  # characters read around the cursor; the engine budgets 
 SUFFIX_WINDOW = 8_000
 RELATED_DOCUMENTS = 8
 RELATED_LINES = 60
+_WORD_BEFORE = re.compile(r"\w+$")
 
 
 # --- which method to advertise -----------------------------------------------------------------
@@ -259,14 +261,25 @@ def register(server: AigentsServer) -> None:
             # Incomplete: the editor asks again as the user types.
             return types.CompletionList(is_incomplete=True, items=[])
         suggestion, request, position = found
+        # The edit also covers the word being typed: clients that filter items by that word
+        # (ALE, eglot, VS Code) keep a suggestion that continues it.
+        word = _WORD_BEFORE.search(request.prefix[-200:])
+        typed = word.group(0) if word and "\n" not in suggestion.text[:1] else ""
+        document = ls.workspace.text_documents.get(params.text_document.uri)
+        start = position
+        if typed and isinstance(document, LineDocument):
+            start = document.to_client(request.line, request.column - len(typed))
+        else:
+            typed = ""
         first_line = suggestion.text.lstrip("\n").split("\n", 1)[0].strip()
         item = types.CompletionItem(
             label=(first_line or suggestion.text.strip())[:80],
             kind=types.CompletionItemKind.Snippet,
             detail=f"aigents · {suggestion.model or 'AI'}",
             documentation=_documentation(ls, suggestion.text, request.language_id),
+            filter_text=typed + first_line if typed else None,
             text_edit=types.TextEdit(
-                range=types.Range(start=position, end=position), new_text=suggestion.text
+                range=types.Range(start=start, end=position), new_text=typed + suggestion.text
             ),
             insert_text_format=types.InsertTextFormat.PlainText,
             sort_text="0000",
