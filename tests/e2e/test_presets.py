@@ -50,15 +50,17 @@ async def test_ollama_native_fim_and_chat(start_server: Any, tmp_path: Path) -> 
         await until(lambda: any(s["provider"] == "ollama" for s in client.statuses))
 
 
-async def test_llamacpp_native_infill(start_server: Any, tmp_path: Path) -> None:
-    with FakePreset("llamacpp", reply="a + b") as fake:
-        client = await start_server(provider="llamacpp", api_base=fake.base_url)
+@pytest.mark.parametrize("preset", ["llamacpp", "llamafile"])
+async def test_llamacpp_native_infill(start_server: Any, tmp_path: Path, preset: str) -> None:
+    with FakePreset("llamacpp", reply="a + b") as fake:  # llamafile embeds llama.cpp's server
+        client = await start_server(provider=preset, api_base=fake.base_url)
         uri = (tmp_path / "ws" / "add.py").as_uri()
         open_doc(client, uri, CODE)
         assert await inline(client, uri, end_of(CODE)) == ["a + b"]
         infill = fake.bodies("/infill")[-1]
         assert infill["input_prefix"].endswith("return ") and infill["stream"] is True
         assert "/props" in fake.paths() or "/v1/models" in fake.paths()
+        await until(lambda: any(s["provider"] == preset for s in client.statuses))
 
 
 async def test_vllm_fim_template_for_its_model(start_server: Any, tmp_path: Path) -> None:
