@@ -363,3 +363,18 @@ DOC_CASES = {
 def test_adding_documentation_is_a_pure_insertion(name: str) -> None:
     original, answer, language, expected = DOC_CASES[name]
     assert plan_edit(original, answer, first_line=20, language=language) == expected
+
+
+def test_lines_around_the_selection_written_again_are_dropped() -> None:
+    # Asked to rewrite one line, the model answered with the whole function.
+    before = "import math\n\ndef area(r):"
+    after = "\n\nprint(area(2))"
+    answer = "```python\ndef area(r):\n    return math.pi * r ** 2\n```"
+    edits = plan_edit("    return 3.14 * r * r\n", answer, first_line=3, before=before, after=after)
+    assert [(e.start, e.end, e.lines) for e in edits] == [(3, 4, ("    return math.pi * r ** 2",))]
+
+
+def test_a_selection_that_starts_like_its_context_keeps_its_lines() -> None:
+    before = "x = 1"
+    edits = plan_edit("x = 1\ny = 2\n", "x = 1\ny = 3\n", first_line=1, before=before)
+    assert [(e.start, e.end, e.lines) for e in edits] == [(2, 3, ("y = 3",))]

@@ -180,6 +180,33 @@ _ELISION = re.compile(
 _DIFF_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
 
 
+def _same(lines: Sequence[str], others: Sequence[str]) -> bool:
+    return len(lines) == len(others) and all(
+        a.strip() == b.strip() for a, b in zip(lines, others, strict=True)
+    )
+
+
+def _echo(lines: Sequence[str], context: Sequence[str], own: Sequence[str]) -> bool:
+    """`lines` repeat `context` (not blank lines only), and the selection does not have them."""
+    return _same(lines, context) and any(x.strip() for x in lines) and not _same(own, lines)
+
+
+def drop_echoed_context(code: list[str], old: list[str], before: str, after: str) -> list[str]:
+    """The rewrite without the lines around the selection that the model wrote again (asked
+    to rewrite one line of a function, small models answer with the whole function)."""
+    above = before.split("\n") if before else []
+    below = after.split("\n") if after else []
+    for k in range(min(len(code) - 1, len(above)), 0, -1):
+        if _echo(code[:k], above[-k:], old[:k]):
+            code = code[k:]
+            break
+    for k in range(min(len(code) - 1, len(below)), 0, -1):
+        if _echo(code[-k:], below[:k], old[-k:]):
+            code = code[:-k]
+            break
+    return code
+
+
 def plan_edit(
     original: str,
     answer: str,
@@ -188,6 +215,8 @@ def plan_edit(
     language: str = "",
     max_growth: float = MAX_GROWTH_RATIO,
     max_growth_lines: int = MAX_GROWTH_LINES,
+    before: str = "",
+    after: str = "",
 ) -> list[LineEdit]:
     """The line edits that apply a model's rewrite of `original` (whole document lines starting
     at `first_line`), or EditRefused.
@@ -209,7 +238,8 @@ def plan_edit(
         raise EditRefused(f"the model answered without code: “{snippet}”")
     old = split_lines(original)
     old_stripped = {line.strip() for line in old}
-    code_lines = split_lines(code)
+    code_lines = drop_echoed_context(split_lines(code), old, before, after)
+    code = "\n".join(code_lines)
     if canonical_language(language) not in ("diff", "patch") and any(
         _DIFF_HUNK.match(line) for line in code_lines
     ):

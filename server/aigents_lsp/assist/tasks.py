@@ -217,7 +217,12 @@ async def run_assist(
         )
     if request.task in EDIT_TASKS or (request.task == "custom" and request.wants_edit):
         edits = plan_edit(
-            request.code, text, first_line=request.first_line, language=request.language
+            request.code,
+            text,
+            first_line=request.first_line,
+            language=request.language,
+            before=request.before,
+            after=request.after,
         )
         rewritten = _apply(request.code, edits, request.first_line)
         diff = unified_diff(request.code, rewritten, request.file_path or "selection")
