@@ -141,3 +141,31 @@ async def test_tcp_mode_serves_lsp_on_loopback(tmp_path: Path) -> None:
     finally:
         server.kill()
         await server.wait()
+
+
+async def test_tcp_mode_answers_malformed_requests(tmp_path: Path) -> None:
+    # The same message loop as stdio: a request with bad params gets an error, not silence.
+    port = free_port()
+    env = server_env(tmp_path, provider="lmstudio", api_base=f"http://127.0.0.1:{free_port()}/v1")
+    server = await asyncio.create_subprocess_exec(
+        *CLI, "--tcp", str(port), env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": 5})
+        writer.write(f"content-length: {len(body)}\r\n\r\n{body}".encode())
+        await writer.drain()
+        headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(headers.split(b":")[1].split(b"\r\n")[0])
+        answer = json.loads(await reader.readexactly(length))
+        assert answer["id"] == 7 and answer["error"]["code"] in (-32602, -32600)
+        writer.close()
+    finally:
+        server.kill()
+        await server.wait()

@@ -87,6 +87,31 @@ class AigentsServer(LanguageServer):
         finally:
             self.shutdown()  # type: ignore[no-untyped-call]
 
+    def start_tcp(self, host: str, port: int) -> None:
+        """pygls' TCP server with our message loop, as on stdio: every request answered."""
+        import threading
+
+        from aigents_lsp.lsp.transport import StreamReaderAdapter, run_async
+
+        self._stop_event = stop_event = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)
+            try:
+                await run_async(stop_event, StreamReaderAdapter(reader), self.protocol)
+            finally:
+                self.shutdown()  # type: ignore[no-untyped-call]
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(serve())
+        except asyncio.CancelledError:
+            log.debug("TCP server cancelled")
+
     @property
     def settings(self) -> Settings:
         if self._settings is None:

@@ -1,4 +1,4 @@
-"""The stdio message loop: pygls' framing, strict about what deserves an answer.
+"""The message loop (stdio and TCP): pygls' framing, strict about what deserves an answer.
 
 pygls' own loop parses with an `object_hook` and, when a message does not fit its type, logs
 and drops it: a request with bad params, a wrong `jsonrpc`, a notification method sent with an
@@ -10,6 +10,7 @@ response (its handler's, or a JSON-RPC error), and every answer to our requests 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -36,6 +37,22 @@ class Reader(Protocol):
     def readline(self) -> Awaitable[bytes]: ...
 
     def readexactly(self, n: int) -> Awaitable[bytes]: ...
+
+
+class StreamReaderAdapter:
+    """An `asyncio.StreamReader` as a `Reader`: end of input mid-message gives what came."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+
+    async def readline(self) -> bytes:
+        return await self._reader.readline()
+
+    async def readexactly(self, n: int) -> bytes:
+        try:
+            return await self._reader.readexactly(n)
+        except asyncio.IncompleteReadError as error:
+            return error.partial
 
 
 def usable_id(value: Any) -> bool:
