@@ -72,6 +72,10 @@ class ShieldedClose:
 def reclaim_orphaned_connections(client: httpx.AsyncClient) -> httpx.AsyncClient:
     """Give `client`'s default transport the reclaiming pool (same state, one method more)."""
     pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    if type(pool) is httpcore.AsyncConnectionPool:
+    # The fix overrides httpcore internals: applied only to the 1.0 pool it was written for.
+    known = httpcore.__version__.startswith("1.0.") and hasattr(
+        httpcore.AsyncConnectionPool, "_assign_requests_to_connections"
+    )
+    if known and type(pool) is httpcore.AsyncConnectionPool:
         pool.__class__ = ReclaimingConnectionPool
     return client
