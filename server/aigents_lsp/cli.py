@@ -181,7 +181,9 @@ def serve(tcp: tuple[str, int] | None) -> int:
     try:
         if tcp is not None:
             host, port = tcp
-            if host not in ("127.0.0.1", "localhost", "::1"):
+            from aigents_lsp.providers.presets import is_loopback_host
+
+            if not is_loopback_host(host):
                 print(
                     f"aigents-lsp: warning: listening on {host}: anyone who can reach it can "
                     "read your code through the server",

@@ -16,7 +16,6 @@ from typing import Any
 
 from aigents_lsp.providers.base import AuthRequired, NoModelLoaded, ProviderError
 from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, Task
-from aigents_lsp.providers.openai_wire import _int
 
 VLLM_BASE_URL = "http://localhost:8000/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -63,24 +62,9 @@ class VLLMProvider(OpenAICompatibleProvider):
         except ProviderError:
             return None  # the request itself says what is wrong
 
-    async def count_tokens(self, text: str, model: str | None = None) -> int | None:
-        """vLLM's `POST /tokenize` `{model, prompt}` -> `{count, tokens, max_model_len}`."""
-        if self._tokenize_missing:
-            return None
-        root = self.base_url.removesuffix("/v1")
-        try:
-            body = await self._request_json(
-                "POST",
-                f"{root}/tokenize",
-                {"model": model or await self.resolve_model("chat"), "prompt": text},
-            )
-        except ProviderError:
-            self._tokenize_missing = True
-            return None
-        count = _int(body.get("count")) if isinstance(body, dict) else None
-        if count is None:
-            self._tokenize_missing = True
-        return count
+    async def _tokenize_body(self, text: str, model: str | None) -> dict[str, Any]:
+        """vLLM's `/tokenize` takes `{model, prompt}` (and answers `{count, tokens, ...}`)."""
+        return {"model": model or await self.resolve_model("chat"), "prompt": text}
 
 
 class OpenAIProvider(OpenAICompatibleProvider):

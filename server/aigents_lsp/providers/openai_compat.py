@@ -309,12 +309,14 @@ class OpenAICompatibleProvider(Provider):
         )
 
     async def count_tokens(self, text: str, model: str | None = None) -> int | None:
-        """llama.cpp's `POST /tokenize` at the server root; None (remembered) elsewhere."""
+        """`POST /tokenize` at the server root (llama.cpp, vLLM) answering a `tokens` list;
+        None (remembered) where there is none."""
         if self._tokenize_missing:
             return None
         root = self._base_url.removesuffix("/v1")
         try:
-            body = await self._request_json("POST", f"{root}/tokenize", {"content": text})
+            request = await self._tokenize_body(text, model)
+            body = await self._request_json("POST", f"{root}/tokenize", request)
         except ProviderError as error:
             if error.kind in ("wrong_route", "invalid_request", "bad_response"):
                 self._tokenize_missing = True
@@ -334,6 +336,10 @@ class OpenAICompatibleProvider(Provider):
     async def _model_for(self, task: Task, model: str | None) -> str | None:
         """The model to send when the caller gave `model` (None: let the server pick)."""
         return model
+
+    async def _tokenize_body(self, text: str, model: str | None) -> dict[str, Any]:
+        """The `/tokenize` request (llama.cpp's shape)."""
+        return {"content": text}
 
     def _embedding_extra(self) -> dict[str, Any]:
         """Extra fields for embedding requests (generation requests get `extra_body`)."""

@@ -51,8 +51,13 @@ def default_base(provider: str) -> str:
 
 def is_loopback(url: str) -> bool:
     """Whether `url` points at this machine."""
-    host = (urlsplit(url).hostname or "").lower()
-    if url.startswith("embedded://") or host in LOOPBACK_NAMES:
+    return url.startswith("embedded://") or is_loopback_host(urlsplit(url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address is this machine (`localhost`, 127.0.0.0/8, ::1)."""
+    host = host.lower().strip("[]")
+    if host in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
