@@ -22,6 +22,8 @@ from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
+from aigents_lsp.lsp.progress import Progress
+
 if TYPE_CHECKING:
     from aigents_lsp.lsp.server import AigentsServer
 
@@ -125,66 +127,38 @@ class JobRegistry:
         return list(self._jobs.values())
 
 
-class LiveProgress:
-    """`$/progress` for one job: begin, reports with the text so far and the speed, end.
+class LiveProgress(Progress):
+    """`$/progress` for one job: cancellable, reporting the text so far and the speed.
     Silent when the client does not support server-initiated progress."""
 
     def __init__(self, ls: AigentsServer, title: str, job_task: asyncio.Task[Any]) -> None:
-        self._ls = ls
-        self._title = title
+        super().__init__(ls, title, cancellable=True)
         self._task = job_task
-        self.token: str | None = None
         self._last_report = 0.0
-        self._chars = 0
         self._started = time.perf_counter()
 
-    async def begin(self, message: str = "") -> None:
-        window = self._ls.client_capabilities.window
-        if not (window and window.work_done_progress):
-            return
-        token = f"aigents-{uuid.uuid4().hex[:8]}"
-        try:
-            await asyncio.wait_for(self._ls.work_done_progress.create_async(token), 5)
-        except Exception as exc:  # an editor may refuse: the job runs anyway
-            log.debug("progress refused: %s", exc)
-            return
-        self.token = token
-        cancel = self._ls.work_done_progress.tokens.get(token)
+    async def begin(self, message: str = "", percentage: int | None = None) -> bool:
+        if not await super().begin(message, percentage):
+            return False
+        assert self.token is not None
+        cancel = self._ls.work_done_progress.tokens.get(self.token)
         if cancel is not None:
             # window/workDoneProgress/cancel cancels this future: cancel the job with it.
             cancel.add_done_callback(lambda f: f.cancelled() and self._task.cancel())
-        self._ls.work_done_progress.begin(
-            token,
-            types.WorkDoneProgressBegin(title=self._title, message=message, cancellable=True),
-        )
+        return True
 
     def text(self, so_far: str) -> None:
         """Report the answer so far (throttled), with the generation speed."""
-        self._chars = len(so_far)
         now = time.perf_counter()
         if self.token is None or now - self._last_report < REPORT_EVERY_SECONDS:
             return
         self._last_report = now
         elapsed = max(now - self._started, 1e-3)
         tail = so_far[-200:].replace("\n", " ")
-        self._ls.work_done_progress.report(
-            self.token,
-            types.WorkDoneProgressReport(
-                message=f"{tail} ({self._chars / elapsed / 3.5:.0f} tok/s)", cancellable=True
-            ),
-        )
+        self.report(f"{tail} ({len(so_far) / elapsed / 3.5:.0f} tok/s)")
 
     def note(self, message: str) -> None:
-        if self.token is not None:
-            self._ls.work_done_progress.report(
-                self.token, types.WorkDoneProgressReport(message=message, cancellable=True)
-            )
-
-    def end(self, message: str) -> None:
-        if self.token is not None:
-            self._ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
-            self._ls.work_done_progress.tokens.pop(self.token, None)
-            self.token = None
+        self.report(message)
 
 
 async def run_job(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from aigents_lsp.lsp.progress import Progress
 from aigents_lsp.lsp.server import AigentsServer  # at runtime: pygls injects `ls` by it
 from aigents_lsp.providers.base import NoModelLoaded, Provider, ProviderError
 
@@ -82,41 +82,6 @@ async def _downloaded_embedding_model(provider: Provider) -> str | None:
     return next((m for m in found if "nomic-embed" in m), found[0] if found else None)
 
 
-class _Progress:
-    """`$/progress` of one index build, when the client supports it."""
-
-    def __init__(self, ls: AigentsServer) -> None:
-        self._ls = ls
-        self.token: str | None = None
-
-    async def begin(self) -> None:
-        window = self._ls.client_capabilities.window
-        if not (window and window.work_done_progress):
-            return
-        token = f"aigents-index-{uuid.uuid4().hex[:8]}"
-        try:
-            await asyncio.wait_for(self._ls.work_done_progress.create_async(token), 5)
-        except Exception as exc:
-            log.debug("index progress refused: %s", exc)
-            return
-        self.token = token
-        self._ls.work_done_progress.begin(
-            token, types.WorkDoneProgressBegin(title=PROGRESS_TITLE, percentage=0)
-        )
-
-    def report(self, message: str, percent: int | None) -> None:
-        if self.token is not None:
-            self._ls.work_done_progress.report(
-                self.token, types.WorkDoneProgressReport(message=message, percentage=percent)
-            )
-
-    def end(self, message: str) -> None:
-        if self.token is not None:
-            self._ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
-            self._ls.work_done_progress.tokens.pop(self.token, None)
-            self.token = None
-
-
 class IndexService:
     """The workspace's `SemanticIndex` and its life in the server."""
 
@@ -153,8 +118,8 @@ class IndexService:
 
     async def _run_build(self) -> None:
         assert self.index is not None
-        progress = _Progress(self._ls)
-        await progress.begin()
+        progress = Progress(self._ls, PROGRESS_TITLE)
+        await progress.begin(percentage=0)
         try:
             report = await self.index.build(self._embedding, progress.report)
         except BaseException:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from aigents_lsp.assist.tools import WorkspaceTools
     from aigents_lsp.completion.engine import CompletionEngine
     from aigents_lsp.config import Settings, SettingsProblem
+    from aigents_lsp.lsp.progress import Progress
     from aigents_lsp.lsp.search import IndexService
     from aigents_lsp.workspace.ignore import IgnoreRules
 
@@ -59,7 +59,7 @@ class AigentsServer(LanguageServer):
         self.completion_methods: list[str] = []
         self._stats_saved = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._engine_progress_token: str | None = None
+        self._engine_progress: Progress | None = None
         self._progress_queue: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
         self._progress_task: asyncio.Task[Any] | None = None
         self.editor_log_handler = EditorLogHandler(self._log_to_editor)
@@ -245,40 +245,22 @@ class AigentsServer(LanguageServer):
         if self._progress_task is None or self._progress_task.done():
             self._progress_task = self.run_task(self._drain_progress(), "engine-progress")
 
-    def _client_supports_progress(self) -> bool:
-        try:
-            window = self.client_capabilities.window
-        except Exception:
-            return False
-        return bool(window and window.work_done_progress)
-
     async def _drain_progress(self) -> None:
+        from aigents_lsp.lsp.progress import Progress
+
         while not self._progress_queue.empty():
             message, percent = self._progress_queue.get_nowait()
             log.info("engine: %s", message)
-            if not self._client_supports_progress():
-                continue
             try:
-                if self._engine_progress_token is None:
-                    token = f"aigents-engine-{uuid.uuid4().hex[:8]}"
-                    await self.work_done_progress.create_async(token)
-                    self._engine_progress_token = token
-                    self.work_done_progress.begin(
-                        token,
-                        types.WorkDoneProgressBegin(
-                            title="aigents: embedded engine", message=message, percentage=percent
-                        ),
-                    )
+                if self._engine_progress is None:
+                    progress = Progress(self, "aigents: embedded engine")
+                    if await progress.begin(message, percent):
+                        self._engine_progress = progress
                 elif percent is not None and percent >= 100:
-                    self.work_done_progress.end(
-                        self._engine_progress_token, types.WorkDoneProgressEnd(message=message)
-                    )
-                    self._engine_progress_token = None
+                    self._engine_progress.end(message)
+                    self._engine_progress = None
                 else:
-                    self.work_done_progress.report(
-                        self._engine_progress_token,
-                        types.WorkDoneProgressReport(message=message, percentage=percent),
-                    )
+                    self._engine_progress.report(message, percent)
             except Exception as exc:
                 log.debug("progress not sent (%s): %s", exc, message)
 
