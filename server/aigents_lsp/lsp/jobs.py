@@ -74,7 +74,10 @@ class AigentsProtocol(LanguageServerProtocol):
         if not isinstance(msg_id, str | int):  # an id no request can have (a list: a crash)
             log.warning("$/cancelRequest of an impossible id %r", msg_id)
             return
-        super()._handle_cancel_notification(msg_id)
+        if msg_id in self._request_futures:
+            super()._handle_cancel_notification(msg_id)
+        else:  # already answered: routine while typing (pygls warned for each one)
+            log.debug("$/cancelRequest for %r, already answered", msg_id)
         server = self._server
         jobs: JobRegistry | None = getattr(server, "jobs", None)
         if jobs is not None:
