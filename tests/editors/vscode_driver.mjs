@@ -175,16 +175,30 @@ const scenarios = {
       await page.keyboard.press('Enter');
       log(`entered "${s.input}"`);
     }
-    // The edit lands in the file; the refactor preview (needsConfirmation) would be a failure.
+    // The edit lands in the document (its tab turns dirty, whichever tab is in front: the
+    // results panel opens beside it and may take the front of the group); the refactor
+    // preview (needsConfirmation) would be a failure.
     const preview = page.getByText('Refactor Preview', { exact: true });
-    record.text = await until(`"${s.expect}" in ${s.file}`, seconds(120), async () => {
+    const tab = page.locator('.tab').filter({ hasText: s.file }).first();
+    await until(`an edit in ${s.file}`, seconds(120), async () => {
       if (await preview.count()) throw new Fatal('VS Code opened the refactor preview (needsConfirmation)');
-      await openFile(page, s.file); // the results panel may have taken the focus
-      const text = await editorText(page);
-      return text.includes(s.expect) ? text : undefined;
+      return (await page.locator('.tab.dirty').filter({ hasText: s.file }).count()) > 0;
     }, 500);
     record.preview = (await preview.count()) > 0;
+    log(`${s.file} edited`);
+    // Bring its editor to the front by its tab (not by Quick Open: a focused webview can
+    // swallow the keys), save, and read what reached the disk.
+    await until(`${s.file} in front`, seconds(30), async () => {
+      if ((await activeUri(page).catch(() => ''))?.endsWith(`/${s.file}`)) return true;
+      await tab.click({ timeout: 2000 });
+      return false;
+    });
     await save(page);
+    const onDisk = path.join(config.workspace, s.file);
+    record.text = await until(`"${s.expect}" in ${s.file} on disk`, seconds(20), async () => {
+      const text = fs.readFileSync(onDisk, 'utf8');
+      return text.includes(s.expect) ? text : undefined;
+    });
   },
 };
 
