@@ -26,7 +26,7 @@ from aigents_lsp.providers.base import (
     ToolSpec,
     WrongRoute,
 )
-from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider
+from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, redact
 from aigents_lsp.providers.openai_wire import StreamParser, ThinkSplitter, collect
 from tests.fakes.lmstudio_server import DEFAULT_TOKEN, FakeLMStudio
 
@@ -521,3 +521,28 @@ async def test_the_connection_pool_survives_cancellations(
                 break
     fake_lmstudio.configure(reply="still fine", token_delay=0.0)
     assert (await provider.chat(CHAT)).text == "still fine"
+
+
+@pytest.mark.parametrize(
+    ("echoed", "expected"),
+    [
+        ("bad key sk-lm-Qz7Kp2Wd:Xv9Lm4Rt8Bn3Hs6Jy1Fc here", "bad key *** here"),
+        ("prefix sk-lm-Qz7K…", "prefix ***…"),  # a server echoing the start
+        ("middle Xv9Lm4Rt8 only", "middle *** only"),  # a proxy echoing a piece
+        (
+            "Incorrect API key provided: sk-*****y1Fc. You can",
+            "Incorrect API key provided: sk-***. You can",
+        ),
+        ("Incorrect API key provided: sk-*****abcd.", "Incorrect API key provided: sk-*****abcd."),
+        ("short Qz7K and 2Wd: stay", "short Qz7K and 2Wd: stay"),  # under 6 characters
+    ],
+)
+def test_redact_removes_every_echo_of_the_key(echoed: str, expected: str) -> None:
+    assert redact(echoed, "sk-lm-Qz7Kp2Wd:Xv9Lm4Rt8Bn3Hs6Jy1Fc") == expected
+
+
+def test_redact_in_a_large_body() -> None:
+    body = "x" * 500_000 + "Rt8Bn3Hs6Jy1Fc" + "y" * 500_000
+    assert (
+        redact(body, "sk-lm-Qz7Kp2Wd:Xv9Lm4Rt8Bn3Hs6Jy1Fc") == "x" * 500_000 + "***" + "y" * 500_000
+    )

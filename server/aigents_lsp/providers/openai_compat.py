@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal
@@ -52,13 +53,28 @@ def _looks_like_sse(head: bytes) -> bool:
     return head.lstrip().startswith(_SSE_STARTS)
 
 
+_MASKED_TAIL = re.compile(r"\*{3,}([A-Za-z0-9_\-]{1,8})")
+
+
 def redact(text: str, secret: str | None) -> str:
-    """`text` without `secret` or any 6+ character prefix of it (servers echo token prefixes)."""
-    if not secret:
+    """`text` without `secret`: every run of 6+ characters of it (servers echo a token's
+    prefix, proxies its middle), and the tail after a mask (OpenAI shows `sk-ab*****wxyz`)."""
+    if not secret or not text:
         return text
-    for size in range(len(secret), min(len(secret), 6) - 1, -1):
-        text = text.replace(secret[:size], "***")
-    return text
+    width = min(len(secret), 6)
+    windows = {secret[i : i + width] for i in range(len(secret) - width + 1)}
+    pattern = re.compile("|".join(map(re.escape, sorted(windows))))
+    out: list[str] = []
+    done = 0
+    while found := pattern.search(text, done):
+        start, end = found.start(), found.end()
+        while end < len(text) and text[start : end + 1] in secret:  # the longest run
+            end += 1
+        out += (text[done:start], "***")
+        done = end
+    out.append(text[done:])
+    masked = "".join(out)
+    return _MASKED_TAIL.sub(lambda m: "***" if secret.endswith(m.group(1)) else m.group(0), masked)
 
 
 class OpenAICompatibleProvider(Provider):
