@@ -423,17 +423,23 @@ class SemanticIndex:
         query = query.strip()
         if not query or not self._docs:
             return []
-        depth = max(self.options.candidates, limit)
         vector = await self._query_vector(query, embedding)
+        weight = self.options.vector_weight * embedding.weight if embedding is not None else 0.0
+        # In a thread: a scan of a large index takes a fraction of a second in pure Python,
+        # and the event loop must keep serving completions meanwhile.
+        return await asyncio.to_thread(self._search, query, limit, vector, weight)
+
+    def _search(
+        self, query: str, limit: int, vector: list[float] | None, vector_weight: float
+    ) -> list[SearchHit]:
+        depth = max(self.options.candidates, limit)
         with self._memory:
             rankings: list[tuple[str, float, list[tuple[int, float]]]] = [
                 ("keyword", self.options.keyword_weight, self._keyword.search(query, depth)),
                 ("symbol", self.options.keyword_weight, self._symbol_matches(query, depth)),
             ]
-            if vector is not None and embedding is not None:
-                ranked = self._vectors.search(vector, depth)
-                weight = self.options.vector_weight * embedding.weight
-                rankings.append(("vector", weight, ranked))
+            if vector is not None and vector_weight:
+                rankings.append(("vector", vector_weight, self._vectors.search(vector, depth)))
             fused = fuse(rankings, limit)
             docs = {ident: self._docs.get(ident) for ident, _, _ in fused}
         hits: list[SearchHit] = []
