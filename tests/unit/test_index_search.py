@@ -4,6 +4,7 @@ embedding model (a hashed bag of words), on real files in a temporary workspace.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,15 @@ from aigents_lsp.index.indexer import EmbeddingSource, IndexOptions, SemanticInd
 from aigents_lsp.index.keyword import KeywordIndex, term_counts, tokens
 from aigents_lsp.index.search import fuse
 from aigents_lsp.index.store import IndexStore, store_path
-from aigents_lsp.index.vectors import VectorIndex, from_bytes, normalized, to_bytes
+from aigents_lsp.index.vectors import (
+    PACKED_FROM,
+    PackedVectors,
+    VectorIndex,
+    from_bytes,
+    normalized,
+    quantized,
+    to_bytes,
+)
 from aigents_lsp.providers.base import BackendUnavailable, InvalidRequest, NoModelLoaded
 from aigents_lsp.workspace.ignore import IgnoreRules
 from tests.fakes.lmstudio_server import bag_of_words_vector
@@ -108,6 +117,38 @@ def test_vectors_are_unit_float32_and_ranked_by_cosine() -> None:
     assert [doc for doc, _ in ranked] == [1, 2] and ranked[0][1] == pytest.approx(0.9988, 1e-3)
     assert from_bytes(to_bytes(normalized([3.0, 4.0]))).tolist() == pytest.approx([0.6, 0.8])
     assert vectors.search([1.0, 0.0], 2) == []
+
+
+def test_the_packed_scan_of_a_large_index_ranks_as_the_exact_scan() -> None:
+    rng = random.Random(3)
+    vectors = VectorIndex()
+    for doc in range(PACKED_FROM + 300):
+        vectors.add(doc, normalized([rng.gauss(0.0, 1.0) for _ in range(96)]))
+    for doc in range(0, 200, 2):
+        vectors.remove(doc)  # removals after a scan must be seen
+    queries = [[rng.gauss(0.0, 1.0) for _ in range(96)] for _ in range(20)]
+    queries.append(list(vectors._vectors[7]))  # a stored vector finds itself first, at 1.0
+    for query in queries:
+        packed = vectors.search(query, 10)
+        exact = VectorIndex._exact(normalized(query), vectors._vectors, 10)
+        assert packed == exact
+    assert vectors.search(queries[-1], 1)[0] == (7, pytest.approx(1.0, abs=1e-5))
+    vectors.remove(7)
+    assert vectors.search(queries[-1], 1)[0][0] != 7
+
+
+def test_packed_scores_are_close_to_cosine_including_negative_values() -> None:
+    rng = random.Random(5)
+    stored = [normalized([rng.uniform(-1.0, 1.0) for _ in range(768)]) for _ in range(50)]
+    packed = PackedVectors(
+        list(range(50)), [quantized(v)[0] for v in stored], [quantized(v)[1] for v in stored], 768
+    )
+    query = normalized([rng.uniform(-1.0, 1.0) for _ in range(768)])
+    for vector, score in zip(stored, packed.scores(query), strict=True):
+        assert score == pytest.approx(
+            sum(a * b for a, b in zip(vector, query, strict=True)), abs=0.01
+        )
+    assert packed.scores(stored[3])[3] == pytest.approx(1.0, abs=0.01)
 
 
 def test_reciprocal_rank_fusion_prefers_what_both_rankings_found() -> None:

@@ -1,11 +1,16 @@
 """Vectors without numpy: unit-length float32 arrays, stored as bytes, compared by dot product.
 
-Pure Python does a 576-dimension dot product in ~25 µs: 10,000 chunks take a quarter of a
-second. When numpy happens to be importable it is used for the scan (it is not a dependency).
+Pure Python does a 576-dimension dot product in ~17 µs: 15,000 chunks took a quarter of a
+second per query. Large indexes are therefore scanned packed: each vector quantized to 8 bits,
+and each dimension's values of all vectors laid side by side in one big integer (32 bits a
+vector), so one multiply-add per dimension scores every vector at once in C. The best
+candidates are then scored exactly. When numpy happens to be importable it is used for the
+scan instead (it is not a dependency).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import operator
 import sys
@@ -42,11 +47,67 @@ def _swapped(vector: array[float]) -> array[float]:
     return copy
 
 
+PACKED_FROM = 512
+"""Indexes from this many vectors up are scanned packed (below, the exact scan is as quick)."""
+
+_SHIFT = bytes((b + 128) & 255 for b in range(256))  # int8 -> its value + 128, as a uint8
+
+
+def quantized(vector: array[float]) -> tuple[bytes, float]:
+    """The vector as 8-bit codes (value + 128) and the scale that turns codes back into it."""
+    peak = max(map(abs, vector), default=0.0) or 1.0
+    codes = array("b", map(round, map((127.0 / peak).__mul__, vector)))
+    return codes.tobytes().translate(_SHIFT), peak / 127.0
+
+
+class PackedVectors:
+    """All vectors' 8-bit codes, one big integer per dimension holding every vector's code
+    in its own 32-bit slot: `scores` multiplies each by the query's code and adds them up,
+    which sums every vector's dot product at once (a slot never overflows: at most
+    127 * 255 * dimensions < 2**32 for up to 130,000 dimensions)."""
+
+    def __init__(self, ids: list[int], codes: list[bytes], scales: list[float], dims: int):
+        self.ids = ids
+        self.scales = scales
+        flat = b"".join(codes)
+        slots = bytearray(4 * len(ids))
+        self.columns: list[int] = []
+        for dim in range(dims):
+            slots[0::4] = flat[dim::dims]
+            self.columns.append(int.from_bytes(slots, "little"))
+
+    def scores(self, query: array[float]) -> list[float]:
+        """Approximate cosine similarities (within ~0.01) of every vector to `query`."""
+        codes, scale = quantized(query)
+        positive = negative = offset = 0
+        for column, code in zip(self.columns, codes, strict=True):
+            value = code - 128
+            offset += value
+            if value > 0:
+                positive += value * column
+            elif value < 0:
+                negative += -value * column
+        size = 4 * len(self.ids)
+        plus, minus = array("I"), array("I")
+        plus.frombytes(positive.to_bytes(size + 4, "little")[:size])
+        minus.frombytes(negative.to_bytes(size + 4, "little")[:size])
+        if sys.byteorder != "little":
+            plus.byteswap()
+            minus.byteswap()
+        # sum((code - 128) * q) = sum(code * q) - 128 * sum(q), per vector
+        shift = 128 * offset
+        return [
+            (p - m - shift) * s * scale for p, m, s in zip(plus, minus, self.scales, strict=True)
+        ]
+
+
 class VectorIndex:
     """Unit vectors by chunk id; `search` ranks them by cosine similarity to a query."""
 
     def __init__(self) -> None:
         self._vectors: dict[int, array[float]] = {}
+        self._codes: dict[int, tuple[bytes, float]] = {}
+        self._packed: PackedVectors | None = None  # rebuilt after changes
         self._matrix: Any = None  # numpy cache, rebuilt after changes
         self._ids: list[int] = []
         self.dimensions: int | None = None
@@ -60,15 +121,19 @@ class VectorIndex:
         if len(vector) != self.dimensions:
             return  # another model's vector: never compared
         self._vectors[doc] = vector
-        self._matrix = None
+        if _np is None:
+            self._codes[doc] = quantized(vector)
+        self._matrix = self._packed = None
 
     def remove(self, doc: int) -> None:
+        self._codes.pop(doc, None)
         if self._vectors.pop(doc, None) is not None:
-            self._matrix = None
+            self._matrix = self._packed = None
 
     def clear(self) -> None:
         self._vectors.clear()
-        self._matrix = None
+        self._codes.clear()
+        self._matrix = self._packed = None
         self.dimensions = None
 
     def search(self, query: Sequence[float], limit: int) -> list[tuple[int, float]]:
@@ -77,10 +142,36 @@ class VectorIndex:
         unit = normalized(query)
         if _np is not None:
             return self._search_numpy(unit, limit)
+        if len(self._vectors) >= PACKED_FROM:
+            return self._search_packed(unit, limit)
+        return self._exact(unit, self._vectors, limit)
+
+    @staticmethod
+    def _exact(
+        unit: array[float], vectors: dict[int, array[float]], limit: int
+    ) -> list[tuple[int, float]]:
         mul = operator.mul
-        scored = [(doc, sum(map(mul, unit, vector))) for doc, vector in self._vectors.items()]
+        scored = [(doc, sum(map(mul, unit, vector))) for doc, vector in vectors.items()]
         scored.sort(key=lambda item: (-item[1], item[0]))
         return scored[:limit]
+
+    def _search_packed(self, unit: array[float], limit: int) -> list[tuple[int, float]]:
+        """The packed scan picks candidates; they are scored exactly (scores and order as
+        the exact scan's, unless a vector's quantization error moved it past them all)."""
+        if self._packed is None:
+            ids = list(self._codes)
+            self._packed = PackedVectors(
+                ids,
+                [self._codes[d][0] for d in ids],
+                [self._codes[d][1] for d in ids],
+                self.dimensions or 0,
+            )
+        packed = self._packed
+        approximate = packed.scores(unit)
+        depth = min(len(approximate), max(4 * limit, 64))
+        best = heapq.nlargest(depth, range(len(approximate)), key=approximate.__getitem__)
+        candidates = {packed.ids[i]: self._vectors[packed.ids[i]] for i in best}
+        return self._exact(unit, candidates, limit)
 
     def _search_numpy(self, unit: array[float], limit: int) -> list[tuple[int, float]]:
         assert _np is not None
