@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.lmstudio_server import FakeLMStudio  # noqa: E402
 
+from aigents_lsp.lsp.server import create_server  # noqa: E402
+
 PROBE_REPLY = "True"
 URIS = [f"file:///tmp/fuzz/doc{i}.py" for i in range(6)] + [
     "file:///tmp/fuzz/notes.md",
@@ -46,20 +48,8 @@ URIS = [f"file:///tmp/fuzz/doc{i}.py" for i in range(6)] + [
     "file:///tmp/fuzz/%E2%9C%93%20space.py",
     "file:///etc/../tmp/fuzz/.env",
 ]
-COMMANDS = [
-    "aigents.explain",
-    "aigents.edit",
-    "aigents.fix",
-    "aigents.docstring",
-    "aigents.tests",
-    "aigents.chat",
-    "aigents.cancel",
-    "aigents.stats",
-    "aigents.action",
-    "aigents.completionAccepted",
-    "aigents.noSuchCommand",
-    "",
-]
+# Every command the server registers (so a new one is fuzzed too), an unknown one and none.
+COMMANDS = [*sorted(create_server().protocol.fm.commands), "aigents.noSuchCommand", ""]
 REQUEST_METHODS = [
     "textDocument/inlineCompletion",
     "textDocument/completion",
@@ -254,6 +244,9 @@ def params_for(rng: random.Random, method: str) -> Any:
             "show": False,
             "name": rng.choice(["", "x"]),
             "conversation": rng.choice([[], [{"role": "user", "content": "hi"}], "bad"]),
+            "model": rng.choice(["", "qwen2.5-coder-1.5b-instruct", "no/such-model", 5]),
+            "task": rng.choice(["completion", "chat", "nonsense"]),
+            "query": rng.choice(["", "def main", None]),
         }
         for key in rng.sample(list(argument), rng.randint(0, 3)):
             argument.pop(key)
