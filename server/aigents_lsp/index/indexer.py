@@ -233,6 +233,8 @@ class SemanticIndex:
         for row in self.store.chunks():
             with self._memory:
                 self._add_row(row)
+        with self._memory:  # here in the background, not on the first search (~1 s at 15k)
+            self._vectors.pack()
         self._loaded = True
         if self._docs:
             self.ready = True

@@ -106,7 +106,7 @@ class VectorIndex:
 
     def __init__(self) -> None:
         self._vectors: dict[int, array[float]] = {}
-        self._codes: dict[int, tuple[bytes, float]] = {}
+        self._codes: dict[int, tuple[bytes, float]] = {}  # quantized vectors, for packing
         self._packed: PackedVectors | None = None  # rebuilt after changes
         self._matrix: Any = None  # numpy cache, rebuilt after changes
         self._ids: list[int] = []
@@ -121,8 +121,7 @@ class VectorIndex:
         if len(vector) != self.dimensions:
             return  # another model's vector: never compared
         self._vectors[doc] = vector
-        if _np is None:
-            self._codes[doc] = quantized(vector)
+        self._codes.pop(doc, None)  # quantized again by the next `pack`
         self._matrix = self._packed = None
 
     def remove(self, doc: int) -> None:
@@ -155,18 +154,28 @@ class VectorIndex:
         scored.sort(key=lambda item: (-item[1], item[0]))
         return scored[:limit]
 
+    def pack(self) -> PackedVectors | None:
+        """The packed form of a large index when numpy is absent (None otherwise), built now
+        if a change dropped it. Vectors are quantized here, not in `add`, and only those added
+        since the last packing."""
+        if _np is not None or len(self._vectors) < PACKED_FROM:
+            return None
+        if self._packed is None:
+            codes = self._codes
+            for doc, vector in self._vectors.items():
+                if doc not in codes:
+                    codes[doc] = quantized(vector)
+            ids = list(self._vectors)
+            self._packed = PackedVectors(
+                ids, [codes[d][0] for d in ids], [codes[d][1] for d in ids], self.dimensions or 0
+            )
+        return self._packed
+
     def _search_packed(self, unit: array[float], limit: int) -> list[tuple[int, float]]:
         """The packed scan picks candidates; they are scored exactly (scores and order as
         the exact scan's, unless a vector's quantization error moved it past them all)."""
-        if self._packed is None:
-            ids = list(self._codes)
-            self._packed = PackedVectors(
-                ids,
-                [self._codes[d][0] for d in ids],
-                [self._codes[d][1] for d in ids],
-                self.dimensions or 0,
-            )
-        packed = self._packed
+        packed = self.pack()
+        assert packed is not None
         approximate = packed.scores(unit)
         depth = min(len(approximate), max(4 * limit, 64))
         best = heapq.nlargest(depth, range(len(approximate)), key=approximate.__getitem__)
