@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import end_of, inline, open_doc, until
+from tests.e2e.conftest import end_of, explain, inline, open_doc, until
 from tests.fakes.lmstudio_server import FakeLMStudio
 
 BIG_FRAME = 'data: {"choices":[{"index":0,"text":"' + "x" * 1_200_000 + '"}]}\n\n'
@@ -81,29 +81,12 @@ def assert_no_leak(before: dict[str, Any], after: dict[str, Any], when: str) -> 
         assert own <= before["sockets"] - before["http_idle"], (when, before, after)
 
 
-async def explain(client: Any, uri: str) -> None:
+async def explained(client: Any, uri: str) -> None:
     """`aigents.explain` on the document: answered in time, with a result or a readable error."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
-        await asyncio.wait_for(
-            client.workspace_execute_command_async(
-                types.ExecuteCommandParams(
-                    command="aigents.explain",
-                    arguments=[
-                        {
-                            "uri": uri,
-                            "range": {
-                                "start": {"line": 0, "character": 0},
-                                "end": {"line": 2, "character": 0},
-                            },
-                            "show": False,
-                        }
-                    ],
-                )
-            ),
-            12,
-        )
+        await asyncio.wait_for(explain(client, uri, (0, 2)), 12)
     except TimeoutError:
         raise
     except Exception as error:  # answered with an error the user can read
@@ -150,7 +133,7 @@ async def test_fault(start_server: Any, fake_lmstudio: FakeLMStudio, fault: str)
             started = loop.time()
             await asyncio.wait_for(inline(client, uri, end_of(text)), 10)
             assert loop.time() - started < 8
-        await explain(client, uri)
+        await explained(client, uri)
         if incident == 0:
             # Long enough for health checks (first after 1 s) to run: one declaring the
             # backend back while requests still fail would start a message storm.
