@@ -199,12 +199,23 @@ class Settings(BaseModel):
         description="Wait a little longer than `debounce_ms` for people who type slowly "
         "(never shorter, at most 2.5 times as long).",
     )
-    completion_prompt_tokens: int = Field(
-        1536,
+    completion_prompt_tokens: int | None = Field(
+        None,
         ge=128,
         le=131072,
         description="Most tokens of code context in a completion prompt (also capped by the "
-        "model's loaded context length). Larger gives better context but slower answers.",
+        "model's loaded context length). Larger gives better context but slower answers. "
+        "Unset: sized by the backend's measured prompt speed to `completion_latency_ms`.",
+    )
+    completion_latency_ms: int = Field(
+        1500,
+        ge=200,
+        le=60000,
+        description="Time a completion may take when the backend has none of its prompt "
+        "cached (e.g. after a jump to another part of the file). The prompt is sized so the "
+        "backend reads it in three quarters of this time, measured from its answers: large "
+        "on a GPU, small on a CPU. Consecutive requests in a file share their prompt's head "
+        "and are much faster. Ignored when `completion_prompt_tokens` is set.",
     )
     completion_template: str | None = Field(
         None,

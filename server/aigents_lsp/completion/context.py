@@ -1,9 +1,17 @@
-"""What goes into a completion prompt, within the model's token budget.
+"""What goes into a completion prompt, within a token budget, so that the backend can cache it.
 
 - The local window: the prefix (most of the budget) and the suffix, cut at line boundaries.
+  The prefix starts at an **anchored** line (a multiple of a stride): typing, pressing Enter
+  or moving a few lines keeps the same first line, so consecutive prompts in one file share
+  their head and llama.cpp / LM Studio / Ollama reuse their prompt cache instead of reading
+  the whole prompt again. The window start only jumps (by a stride) when the cursor has moved
+  far enough that the text from the anchor no longer fits.
+- Each part has a fixed share of the budget (not what the others left over), so a change in
+  the suffix or the snippets never moves the prefix's anchor.
 - Snippets of other files (open documents, recently edited places), ranked by how many
   identifiers they share with the code around the cursor, deduplicated against the local
-  window, each with its path. The caller never offers ignored or secret files.
+  window, each with its path. They are chosen when the anchor moves and kept while it stays,
+  so they do not reshuffle between keystrokes. The caller never offers ignored or secret files.
 - Token counts are estimated (a calibrated characters-per-token ratio), so building a prompt
   never waits for the network.
 """
@@ -14,13 +22,9 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from aigents_lsp.completion.request import CompletionRequest
 from aigents_lsp.workspace.secrets import redact
-
-if TYPE_CHECKING:
-    from aigents_lsp.completion.engine import CompletionRequest
-    from aigents_lsp.config import Settings
 
 # Code averages ~3-4 characters per token with BPE tokenizers; without a tokenizer at the
 # backend, stay on the safe side. With one (llama.cpp /tokenize), the engine measures it.
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 3.2
 SNIPPET_LINES = 24
 MAX_SNIPPETS = 4
+SUFFIX_SHARE = 0.15
+SNIPPET_SHARE = 0.15
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 Snippet = tuple[str, str]
 
@@ -37,6 +43,7 @@ class PromptContext:
     prefix: str
     suffix: str
     snippets: tuple[Snippet, ...] = ()
+    anchor_line: int = 0  # the document line the prefix starts at (-1: not anchored)
 
 
 def estimate_tokens(text: str) -> int:
@@ -59,12 +66,44 @@ def _head_lines(text: str, max_chars: int) -> str:
     return cut[: newline + 1] if newline > 0 else cut
 
 
-def prompt_budget(context_length: int | None, settings: Settings) -> int:
-    """Tokens the prompt may use: the setting, capped by the model's real context."""
-    budget = settings.completion_prompt_tokens
-    if context_length:
-        budget = min(budget, context_length - settings.completion_max_tokens - 64)
-    return max(budget, 128)
+def anchor_stride(prefix_chars: int) -> int:
+    """Lines between two possible window starts: about a quarter of the window (assuming
+    ~40 characters a line), a power of two so that small budget changes keep it."""
+    lines = max(1, prefix_chars // 160)
+    stride = 8
+    while stride * 2 <= lines:
+        stride *= 2
+    return stride
+
+
+def anchored_prefix(prefix: str, cursor_line: int, max_chars: int) -> tuple[str, int]:
+    """The longest tail of `prefix` within `max_chars` that starts at an anchored line (its
+    number a multiple of the stride), and that line; (sliding tail, -1) if no line fits.
+
+    `prefix` ends at the cursor, on document line `cursor_line`; its first line may be cut
+    (a window of the document), so it counts only when it is the document's first line."""
+    rows = prefix.split("\n")
+    first_line = cursor_line - (len(rows) - 1)
+    if first_line == 0 and len(prefix) <= max_chars:
+        return prefix, 0
+    stride = anchor_stride(max_chars)
+    # Walk back from the cursor adding whole lines; remember the last anchored line that fits.
+    size = len(rows[-1])
+    best: int | None = None
+    index = len(rows) - 1
+    while index >= 0:
+        line_no = first_line + index
+        if size > max_chars:
+            break
+        if line_no % stride == 0 and (index > 0 or line_no == 0):
+            best = index
+        if index == 0:
+            break
+        index -= 1
+        size += len(rows[index]) + 1
+    if best is None:
+        return _tail_lines(prefix, max_chars), -1
+    return "\n".join(rows[best:]), first_line + best
 
 
 def identifiers(text: str) -> set[str]:
@@ -111,38 +150,56 @@ def rank_snippets(
     return picked
 
 
+def _fit_snippets(ranked: Sequence[Snippet], room: int) -> tuple[Snippet, ...]:
+    snippets: list[Snippet] = []
+    for path, text in ranked:
+        if room - len(path) - 8 < 80:
+            break
+        fitted = _head_lines(text, room - len(path) - 8)
+        if fitted.count("\n") >= 2:  # a few whole lines at least, or nothing
+            snippets.append((path, fitted))
+            room -= len(fitted) + len(path) + 8
+    return tuple(snippets)
+
+
 def build_context(
     request: CompletionRequest,
     related: Sequence[Snippet],
-    context_length: int | None,
-    settings: Settings,
+    budget_tokens: int,
     chars_per_token: float = CHARS_PER_TOKEN,
     *,
     uses_suffix: bool = True,
+    previous: PromptContext | None = None,
 ) -> PromptContext:
-    """The prompt's parts within the budget: up to 15% suffix (when the template uses it),
-    up to 15% snippets of other files (only what is used is taken), the rest prefix."""
-    budget_chars = int(prompt_budget(context_length, settings) * chars_per_token)
-    suffix = _head_lines(request.suffix, int(budget_chars * 0.15)) if uses_suffix else ""
-    snippets: list[Snippet] = []
-    if related:
-        room = int(budget_chars * 0.15)
-        around = request.prefix[-600:] + request.suffix[:200]
-        local = request.prefix[-budget_chars:] + suffix
-        for path, text in rank_snippets(around, related, local, MAX_SNIPPETS):
-            if room - len(path) - 8 < 80:
-                break
-            fitted = _head_lines(text, room - len(path) - 8)
-            if fitted.count("\n") >= 2:  # a few whole lines at least, or nothing
-                snippets.append((path, fitted))
-                room -= len(fitted) + len(path) + 8
-    used = sum(len(text) + len(path) + 8 for path, text in snippets)
-    prefix = _tail_lines(request.prefix, budget_chars - len(suffix) - used)
+    """The prompt's parts within `budget_tokens`: 15% for the suffix (when the template uses
+    it), 15% for snippets of other files (when there are any), the rest for the prefix.
+    `previous` is the last context built for this document: while the anchor stays, its
+    snippets are kept (the prompt's head must not change between keystrokes)."""
+    budget_chars = int(budget_tokens * chars_per_token)
+    suffix_room = int(budget_chars * SUFFIX_SHARE) if uses_suffix else 0
+    snippet_room = int(budget_chars * SNIPPET_SHARE) if related else 0
+    suffix = _head_lines(request.suffix, suffix_room) if uses_suffix else ""
+    prefix, anchor = anchored_prefix(
+        request.prefix, request.line, budget_chars - suffix_room - snippet_room
+    )
     # Obvious secrets (keys, tokens, passwords) never reach the model. Done here, on the few
     # kilobytes of the prompt, not on every keystroke's window.
-    return PromptContext(
-        _redacted(prefix), _redacted(suffix), tuple((p, _redacted(t)) for p, t in snippets)
-    )
+    prefix, suffix = _redacted(prefix), _redacted(suffix)
+    snippets: tuple[Snippet, ...] = ()
+    if related:
+        offered = {path for path, _ in related}
+        if (
+            previous is not None
+            and anchor >= 0
+            and previous.anchor_line == anchor
+            and all(path in offered for path, _ in previous.snippets)  # none became ignored
+        ):
+            snippets = previous.snippets
+        else:
+            around = request.prefix[-600:] + request.suffix[:200]
+            ranked = rank_snippets(around, related, prefix + suffix, MAX_SNIPPETS)
+            snippets = tuple((p, _redacted(t)) for p, t in _fit_snippets(ranked, snippet_room))
+    return PromptContext(prefix, suffix, snippets, anchor)
 
 
 def _redacted(text: str) -> str:

@@ -11,29 +11,35 @@ No pygls here: the LSP layer turns params into a `CompletionRequest` and back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from aigents_lsp.completion.budget import PromptBudget, common_prefix_length
 from aigents_lsp.completion.cache import CacheKey, SuggestionCache
 from aigents_lsp.completion.context import CHARS_PER_TOKEN, PromptContext, build_context
 from aigents_lsp.completion.metrics import CompletionMetrics
 from aigents_lsp.completion.postprocess import cursor_indent, postprocess, should_stop
+from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
 from aigents_lsp.completion.scheduler import DocumentScheduler, Generation, Superseded
 from aigents_lsp.completion.templates import FimTemplate, extract_fill, pick_template
 from aigents_lsp.providers.base import (
     ChatParams,
     CompletionParams,
     InfillParams,
-    Provider,
+    SpeedStats,
     StreamDelta,
 )
+
+__all__ = ["CompletionEngine", "CompletionRequest", "Suggestion", "Target", "decide_mode"]
 
 if TYPE_CHECKING:
     from aigents_lsp.config import Settings
 
+log = logging.getLogger(__name__)
 Mode = Literal["single", "multi"]
 
 MAX_MULTILINE_LINES = 12
@@ -47,45 +53,6 @@ _SIGNATURE = re.compile(r"^\s*(?:async\s+)?(?:def|class|fn|func|function|sub|pro
 _COMMENT_OR_DOC = re.compile(r"^\s*(?:#|//|/\*|\*|--|\"\"\"|'''|\"|')")
 
 
-@dataclass(frozen=True)
-class CompletionRequest:
-    """Where the user is and what surrounds the cursor (text already sliced from the document)."""
-
-    uri: str
-    version: int
-    prefix: str  # a window of the text before the cursor (not necessarily all of it)
-    suffix: str  # a window of the text after the cursor
-    line: int = 0  # the cursor, in code points
-    column: int = 0
-    language_id: str = ""
-    invoked: bool = False
-    file_path: str | None = None
-    # Snippets of other files (path, text); never ignored/secret files. Given as a function:
-    # only a request that reaches the backend gathers them, not every keystroke.
-    related: Callable[[], tuple[tuple[str, str], ...]] | None = None
-
-
-@dataclass(frozen=True)
-class Target:
-    """Who answers: the provider, the model and what is known of it."""
-
-    provider: Provider
-    model: str | None
-    arch: str | None = None
-    context_length: int | None = None
-    chat_only: bool = False
-    native_fim: bool = False  # the backend renders FIM itself (`Provider.stream_infill`)
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    text: str
-    model: str | None
-    latency_ms: float
-    multiline: bool
-    source: Literal["backend", "cache", "stream"] = "backend"
-
-
 @dataclass
 class _Job:
     """What a generation needs to run, fixed when it starts."""
@@ -97,6 +64,15 @@ class _Job:
     key: CacheKey
     context: PromptContext
     served_by: list[str | None] = field(default_factory=list)
+
+
+@dataclass
+class _StreamWatch:
+    """When the first token came and what the backend said of the prompt."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first_at: float | None = None
+    prompt: SpeedStats | None = None
 
 
 def _is_closer_text(text: str) -> bool:
@@ -149,21 +125,49 @@ class CompletionEngine:
         self.scheduler = DocumentScheduler()
         self.metrics = CompletionMetrics()
         self.debounce = AdaptiveDebounce()
+        self.budget = PromptBudget()
         self._ratios: dict[str, float] = {}
+        self._calibration_failures: dict[str, tuple[int, float]] = {}
+        self._contexts: dict[str, PromptContext] = {}  # the last one built, per document
+        self._last_prompt: dict[str, str] = {}  # the last prompt sent, per backend model
 
     async def _chars_per_token(self, target: Target, sample: str) -> float:
-        """Characters per token of this model, measured once with the backend's tokenizer
-        when it has one (llama.cpp `/tokenize`), else the calibrated estimate."""
-        key = f"{target.provider.name}:{target.model}"
+        """Characters per token of this model, measured with the backend's tokenizer when it
+        has one (llama.cpp `/tokenize`), else the calibrated estimate. A sample too short to
+        tell, or a failed count, is tried again later (at most 3 times, 30 s apart) instead
+        of keeping the estimate for good."""
+        key = target.key
         ratio = self._ratios.get(key)
-        if ratio is None:
-            sample = sample[-6000:]
-            tokens = await target.provider.count_tokens(sample, target.model) if sample else None
-            ratio = CHARS_PER_TOKEN
-            if tokens and len(sample) >= 500:
-                ratio = min(max(len(sample) / tokens, 1.5), 6.0)
-            self._ratios[key] = ratio
+        if ratio is not None:
+            return ratio
+        sample = sample[-6000:]
+        if len(sample) < 500:
+            return CHARS_PER_TOKEN  # too short to measure: ask again with a longer one
+        failures, last = self._calibration_failures.get(key, (0, 0.0))
+        if failures >= 3 or (failures and time.monotonic() - last < 30.0):
+            return CHARS_PER_TOKEN
+        tokens = await target.provider.count_tokens(sample, target.model)
+        if not tokens:
+            self._calibration_failures[key] = (failures + 1, time.monotonic())
+            if failures + 1 >= 3:
+                log.info("no tokenizer at %s: prompt sizes are estimated", target.provider.name)
+            return CHARS_PER_TOKEN
+        ratio = min(max(len(sample) / tokens, 1.5), 6.0)
+        self._ratios[key] = ratio
         return ratio
+
+    def prompt_tokens(self, target: Target, settings: Settings) -> int:
+        """The prompt budget: the user's `completion_prompt_tokens`, else what the backend
+        reads within `completion_latency_ms`; capped by the model's context."""
+        if settings.completion_prompt_tokens is not None:
+            budget = settings.completion_prompt_tokens
+        else:
+            budget = self.budget.tokens(
+                target.key, settings.completion_latency_ms, target.context_length
+            )
+        if target.context_length:
+            budget = min(budget, target.context_length - settings.completion_max_tokens - 64)
+        return max(budget, 128)
 
     def note_keystroke(self, uri: str) -> None:
         """A document changed: feeds the adaptive debounce."""
@@ -173,6 +177,7 @@ class CompletionEngine:
         self.scheduler.close(uri)
         self.cache.forget(uri)
         self.debounce.forget(uri)
+        self._contexts.pop(uri, None)
 
     async def complete(self, request: CompletionRequest, target: Target) -> Suggestion | None:
         """The suggestion for `request`, or None. Raises `ProviderError` from the backend."""
@@ -212,15 +217,20 @@ class CompletionEngine:
                 delay = 0.0 if request.invoked else self.debounce.seconds(request.uri, settings)
                 await self.scheduler.debounce(request.uri, ticket, delay)
                 ratio = await self._chars_per_token(target, request.prefix)
+                if not self.scheduler.current(request.uri, ticket):
+                    # A newer request came while the tokenizer answered: it owns the
+                    # document's generation now; starting ours would cancel it.
+                    raise Superseded
                 related = request.related() if request.related is not None else ()
                 context = build_context(
                     request,
                     related,
-                    target.context_length,
-                    settings,
+                    self.prompt_tokens(target, settings),
                     ratio,
                     uses_suffix=template.kind != "prefix",
+                    previous=self._contexts.get(request.uri),
                 )
+                self._contexts[request.uri] = context
                 job = _Job(request, target, template, mode, key, context)
                 generation = self.scheduler.start(
                     Generation(
@@ -276,17 +286,20 @@ class CompletionEngine:
         prefix, suffix = job.context.prefix, job.context.suffix
         heal = ""
         if template.kind == "chat":
+            messages = template.messages(
+                prefix, suffix, context=job.context.snippets, file_path=request.file_path
+            )
+            sent = "\n".join(message.content or "" for message in messages)
             stream = target.provider.stream_chat(
                 ChatParams(
-                    messages=template.messages(
-                        prefix, suffix, context=job.context.snippets, file_path=request.file_path
-                    ),
+                    messages=messages,
                     model=target.model,
                     max_tokens=settings.completion_max_tokens,
                     temperature=settings.completion_temperature,
                 )
             )
         elif template.name == "native":
+            sent = "".join(text for _, text in job.context.snippets) + prefix + suffix
             stream = target.provider.stream_infill(
                 InfillParams(
                     prefix=prefix,
@@ -310,7 +323,7 @@ class CompletionEngine:
                 # write it first (a llama.cpp grammar), then drop it from the output.
                 prefix = prefix[: -len(heal)]
                 grammar = f'root ::= "{_gbnf_escape(heal)}" [^\\n]* "\\n"'
-            prompt = template.render(
+            prompt = sent = template.render(
                 prefix, suffix, context=job.context.snippets, file_path=request.file_path
             )
             stream = target.provider.stream_complete(
@@ -323,7 +336,13 @@ class CompletionEngine:
                     grammar=grammar,
                 )
             )
-        await _consume(stream, generation, template, multiline, start_indent, max_lines, heal)
+        watch = _StreamWatch()
+        try:
+            await _consume(
+                stream, generation, template, multiline, start_indent, max_lines, heal, watch
+            )
+        finally:
+            self._note_prompt(target, sent, watch)
         raw = generation.text_so_far()
         if template.kind == "chat":
             raw = extract_fill(raw, request.prefix)
@@ -341,6 +360,28 @@ class CompletionEngine:
             self.cache.put(request.uri, job.key, text)
         return text
 
+    def _note_prompt(self, target: Target, prompt: str, watch: _StreamWatch) -> None:
+        """Prompt tokens read and reused (the backend's counts, else estimated from what the
+        prompt shares with the previous one) and a prompt-speed sample for the budget."""
+        previous = self._last_prompt.get(target.key, "")
+        self._last_prompt[target.key] = prompt
+        stats = watch.prompt
+        if stats is not None and stats.prompt_tokens is not None:
+            read, cached = stats.prompt_tokens, stats.cached_tokens or 0
+            if stats.prompt_seconds:
+                self.budget.record(target.key, read, stats.prompt_seconds)
+            self.metrics.prompt.record(read, cached, reported=True)
+        elif watch.first_at is not None:
+            ratio = self._ratios.get(target.key, CHARS_PER_TOKEN)
+            shared = common_prefix_length(previous, prompt)
+            read = int((len(prompt) - shared) / ratio) + 1
+            cached = int(shared / ratio)
+            self.budget.record(target.key, read, watch.first_at - watch.started)
+            self.metrics.prompt.record(read, cached, reported=False)
+        else:
+            return  # cancelled before the backend answered: nothing known
+        self.metrics.prompt_speed = self.budget.snapshot(target.key)
+
 
 async def _consume(
     stream: AsyncIterator[StreamDelta],
@@ -350,13 +391,22 @@ async def _consume(
     start_indent: int,
     max_lines: int,
     heal: str = "",
+    watch: _StreamWatch | None = None,
 ) -> None:
     """Read the stream into `generation.partial` (without the `heal` text the model was made
-    to repeat); closing it early stops the backend."""
+    to repeat); closing it early stops the backend. `watch` learns when the first token came
+    and what the backend said of the prompt."""
     skip = len(heal)
     received = 0
+    watch = watch or _StreamWatch()
     try:
         async for delta in stream:
+            if watch.first_at is None:
+                watch.first_at = time.perf_counter()
+            if watch.prompt is None:
+                watch.prompt = delta.prompt_stats or (
+                    delta.stats if delta.stats and delta.stats.prompt_tokens is not None else None
+                )
             text = delta.text
             if skip and text:
                 cut = min(skip, len(text))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from aigents_lsp.completion.budget import PromptReuse
+
 
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
@@ -27,6 +29,9 @@ class CompletionMetrics:
     accepted: int = 0
     errors: int = 0
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+    prompt: PromptReuse = field(default_factory=PromptReuse)
+    # The backend's measured prompt speed and the budget it gives (last model used).
+    prompt_speed: dict[str, float | int | None] = field(default_factory=dict)
 
     def record_latency(self, ms: float) -> None:
         self.latencies_ms.append(ms)
@@ -48,6 +53,8 @@ class CompletionMetrics:
             "errors": self.errors,
             "latency_p50_ms": _round(percentile(latencies, 0.5)),
             "latency_p95_ms": _round(percentile(latencies, 0.95)),
+            **self.prompt.snapshot(),
+            **self.prompt_speed,
         }
 
     def markdown(self) -> str:

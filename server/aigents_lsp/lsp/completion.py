@@ -25,7 +25,7 @@ from aigents_lsp.providers.base import BackendTimeout, ProviderError
 
 if TYPE_CHECKING:
     # The engine (templates, post-processing) loads on the first request, not at start-up.
-    from aigents_lsp.completion.engine import CompletionRequest, Suggestion, Target
+    from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def build_request(
 ) -> tuple[CompletionRequest, types.Position]:
     """The engine's request at a client position (any encoding; absurd positions clamped),
     and that position as the server understood it, in client units."""
-    from aigents_lsp.completion.engine import CompletionRequest
+    from aigents_lsp.completion.request import CompletionRequest
 
     line, column = document.to_server(position)
     prefix, suffix = document.window(line, column, PREFIX_WINDOW, SUFFIX_WINDOW)
@@ -133,7 +133,7 @@ def build_request(
 
 
 async def target(ls: AigentsServer) -> Target:
-    from aigents_lsp.completion.engine import Target
+    from aigents_lsp.completion.request import Target
 
     backend = ls.backend
     provider = await backend.provider("completion")

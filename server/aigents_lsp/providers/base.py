@@ -52,6 +52,11 @@ class SpeedStats:
     time_to_first_token: float | None = None  # seconds
     generation_time: float | None = None  # seconds
     stop_reason: str | None = None
+    # Prompt tokens the backend read now and took from its prompt cache (llama.cpp `timings`
+    # `prompt_n` / `cache_n`, OpenAI `usage.prompt_tokens_details.cached_tokens`).
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    prompt_seconds: float | None = None  # time spent reading the prompt
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,10 @@ class StreamDelta:
     # Complete tool calls (deltas accumulated by index), emitted once when the stream finishes.
     tool_calls: tuple[ToolCall, ...] = ()
     stats: SpeedStats | None = None
+    # How the prompt was read (tokens read, tokens cached), on the first delta that knows it
+    # (llama.cpp sends `timings` with every chunk when asked): a stream closed early still
+    # tells it. `stats`, on the final delta only, carries the whole generation's figures.
+    prompt_stats: SpeedStats | None = None
 
 
 @dataclass(frozen=True)

@@ -361,6 +361,8 @@ class EmbeddedProvider(Provider):
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             name=self.name,
+            # llama.cpp then sends `timings` (prompt tokens read / cached) with every chunk.
+            extra_body={"timings_per_token": True},
         )
         provider.supports_grammar = True
         self._delegates[role] = (url, provider)

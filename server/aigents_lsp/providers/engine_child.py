@@ -58,6 +58,11 @@ def _start_server(args: argparse.Namespace) -> str:
     params.cpuparams_batch.n_threads = threads
     params.verbosity = 1
     params.endpoint_metrics = True
+    # Gemma 3 uses sliding-window attention: without a full-size SWA cache llama.cpp can reuse
+    # a cached prompt head only when the new prompt diverges within the last window (512
+    # tokens), so moving the cursor up a little re-read the whole prompt. It costs little
+    # memory for the small embedded models.
+    params.swa_full = True
     if args.embedding:
         params.embedding = True
         params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN

@@ -51,6 +51,8 @@ class LlamaCppProvider(OpenAICompatibleProvider):
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, **kwargs: Any) -> None:
         kwargs.setdefault("name", "llamacpp")
+        # `timings` (prompt tokens read / cached) with every chunk, not only the last one.
+        kwargs.setdefault("extra_body", {"timings_per_token": True})
         super().__init__(base_url, **kwargs)
         if self.name == "llamafile":
             self.backend_label = "llamafile"

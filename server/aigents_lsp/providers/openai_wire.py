@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aigents_lsp.providers.base import (
@@ -286,7 +286,16 @@ def parse_speed_stats(body: dict[str, Any]) -> SpeedStats | None:
             tokens_per_second=_number(timings.get("predicted_per_second")),
             time_to_first_token=prompt_ms / 1000 if prompt_ms is not None else None,
             generation_time=predicted_ms / 1000 if predicted_ms is not None else None,
+            prompt_tokens=_int(timings.get("prompt_n")),
+            cached_tokens=_int(timings.get("cache_n")),
+            prompt_seconds=prompt_ms / 1000 if prompt_ms is not None else None,
         )
+    usage = body.get("usage")
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    prompt = _int(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
+    if cached is not None and prompt is not None:  # OpenAI's shape: read = prompt - cached
+        return SpeedStats(prompt_tokens=max(prompt - cached, 0), cached_tokens=cached)
     return None
 
 
@@ -304,6 +313,7 @@ class ChunkAccumulator:
         self.usage: Usage | None = None
         self.model: str | None = None
         self.stats: SpeedStats | None = None
+        self._prompt_told = False
 
     def feed(self, body: dict[str, Any]) -> list[StreamDelta]:
         model = body.get("model")
@@ -318,6 +328,10 @@ class ChunkAccumulator:
         for position, choice in enumerate(choices):
             if isinstance(choice, dict) and choice.get("index", position) == 0:
                 deltas += self._choice(choice)
+        if deltas and not self._prompt_told and self.stats is not None:
+            if self.stats.prompt_tokens is not None:
+                self._prompt_told = True
+                deltas[0] = replace(deltas[0], prompt_stats=self.stats)
         return deltas
 
     def _choice(self, choice: dict[str, Any]) -> list[StreamDelta]:
@@ -352,7 +366,19 @@ class ChunkAccumulator:
             usage=self.usage,
             model=self.model,
             tool_calls=self._tools.result(),
-            stats=self.stats or self._measured(),
+            stats=self._final_stats(),
+        )
+
+    def _final_stats(self) -> SpeedStats | None:
+        """The backend's figures, completed by what was measured here where it gave none."""
+        measured = self._measured()
+        if self.stats is None or measured is None:
+            return self.stats or measured
+        return replace(
+            self.stats,
+            tokens_per_second=self.stats.tokens_per_second or measured.tokens_per_second,
+            time_to_first_token=self.stats.time_to_first_token or measured.time_to_first_token,
+            generation_time=self.stats.generation_time or measured.generation_time,
         )
 
     def _measured(self) -> SpeedStats | None:
