@@ -217,6 +217,15 @@ class Settings(BaseModel):
         "on a GPU, small on a CPU. Consecutive requests in a file share their prompt's head "
         "and are much faster. Ignored when `completion_prompt_tokens` is set.",
     )
+    completion_prefill_lines: int = Field(
+        32,
+        ge=0,
+        le=400,
+        description="After a suggestion, the backend reads this many lines below the cursor "
+        "ahead of time (generating one token), so that moving down a little and typing "
+        "reuses its prompt cache instead of reading those lines then. Costs a short burst of "
+        "backend work after each suggestion; 0 turns it off.",
+    )
     completion_template: str | None = Field(
         None,
         description="Fill-in-the-middle template: a built-in name (`qwen-coder`, "

@@ -86,11 +86,16 @@ def test_single_line_stream_stops_at_the_first_newline() -> None:
 
 
 def test_multiline_stream_stops_at_a_complete_dedented_line() -> None:
-    body = "return 1\n\n"
+    body = "return 1\n"
     assert not should_stop(body, multiline=True, start_indent=4, max_lines=12)
     # The dedented line is read to its end: postprocess may keep a closing line.
-    assert not should_stop(body + "def g", multiline=True, start_indent=4, max_lines=12)
-    assert should_stop(body + "def g():\n", multiline=True, start_indent=4, max_lines=12)
+    assert not should_stop(body + "}", multiline=True, start_indent=4, max_lines=12)
+    assert should_stop(body + "}\n", multiline=True, start_indent=4, max_lines=12)
+
+
+def test_multiline_stream_stops_at_a_blank_line_after_code() -> None:
+    assert not should_stop("\n\n    x = 1\n", multiline=True, start_indent=4, max_lines=12)
+    assert should_stop("x = 1\n\n", multiline=True, start_indent=4, max_lines=12)
 
 
 def test_multiline_stream_keeps_going_inside_the_block() -> None:

@@ -1,9 +1,10 @@
 """How many prompt tokens a completion may use: sized by how fast the backend reads prompts.
 
 A prompt the backend has not cached costs its length divided by the backend's prompt speed
-(a CPU reads a few hundred tokens a second, a GPU thousands). The budget is what a cold
-request can read within `completion_latency_ms` (three quarters of it: the rest is for
-generating the line). The speed is learned from each answer — llama.cpp's `timings`
+(a CPU reads a few hundred tokens a second, a GPU thousands). A prompt started afresh fills
+half the budget (COLD_SHARE), and must be read within three quarters of
+`completion_latency_ms` (the rest is for generating the line): the budget is twice that.
+The speed is learned from each answer — llama.cpp's `timings`
 (`prompt_n` tokens read in `prompt_ms`), else the time to the first token of a request whose
 prompt was mostly new — per provider and model, so a new model is measured again. The budget
 moves in steps of 256 tokens and only when the speed changed by more than a quarter: a budget
@@ -12,7 +13,6 @@ that wobbles would move the prompt's anchored start and lose the backend's cache
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -25,6 +25,9 @@ INITIAL_TOKENS = 512
 MIN_SAMPLE_TOKENS = 128  # fewer new tokens than this: the time is mostly overhead, not reading
 PROMPT_SHARE = 0.75
 HYSTERESIS = 0.25
+# A prompt started afresh (a jump in the file) fills this share of the budget; the window
+# then grows as the user moves down until it is full and starts again (`context.py`).
+COLD_SHARE = 0.5
 
 
 def common_prefix_length(a: str, b: str) -> int:
@@ -70,7 +73,7 @@ class PromptReuse:
 
 @dataclass
 class _Speed:
-    samples: deque[float] = field(default_factory=lambda: deque(maxlen=8))
+    samples: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=8))
     budget: int | None = None
 
 
@@ -84,13 +87,15 @@ class PromptBudget:
         """The backend read `tokens` new prompt tokens in `seconds`."""
         if tokens < MIN_SAMPLE_TOKENS or seconds <= 0:
             return
-        self._speeds.setdefault(key, _Speed()).samples.append(tokens / seconds)
+        self._speeds.setdefault(key, _Speed()).samples.append((tokens, seconds))
 
     def tokens_per_second(self, key: str) -> float | None:
         speed = self._speeds.get(key)
         if speed is None or not speed.samples:
             return None
-        return statistics.median(speed.samples)
+        # Weighted by tokens: a backend reads a long prompt faster per token than a short one,
+        # and it is the long (cold) prompt the budget is for.
+        return sum(t for t, _ in speed.samples) / sum(s for _, s in speed.samples)
 
     def tokens(self, key: str, latency_ms: float, context_length: int | None = None) -> int:
         """The prompt budget for `key` so a cold request reads its prompt in time."""
@@ -99,7 +104,7 @@ class PromptBudget:
         if rate is None:
             wanted = INITIAL_TOKENS
         else:
-            raw = rate * latency_ms / 1000 * PROMPT_SHARE
+            raw = rate * latency_ms / 1000 * PROMPT_SHARE / COLD_SHARE
             wanted = max(MIN_TOKENS, min(MAX_TOKENS, int(raw // STEP_TOKENS) * STEP_TOKENS))
         current = speed.budget
         if current is None or abs(wanted - current) > current * HYSTERESIS:

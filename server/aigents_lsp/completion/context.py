@@ -1,11 +1,11 @@
 """What goes into a completion prompt, within a token budget, so that the backend can cache it.
 
 - The local window: the prefix (most of the budget) and the suffix, cut at line boundaries.
-  The prefix starts at an **anchored** line (a multiple of a stride): typing, pressing Enter
-  or moving a few lines keeps the same first line, so consecutive prompts in one file share
-  their head and llama.cpp / LM Studio / Ollama reuse their prompt cache instead of reading
-  the whole prompt again. The window start only jumps (by a stride) when the cursor has moved
-  far enough that the text from the anchor no longer fits.
+  The prefix starts at an **anchored** line: typing, pressing Enter or moving around below it
+  keeps the previous prompt's first line, so consecutive prompts in one file share their head
+  and llama.cpp / LM Studio / Ollama reuse their prompt cache instead of reading the whole
+  prompt again. When the text from the anchor no longer fits (or the cursor went above it),
+  a new anchor leaves the prompt half full, so it can grow again before the next move.
 - Each part has a fixed share of the budget (not what the others left over), so a change in
   the suffix or the snippets never moves the prefix's anchor.
 - Snippets of other files (open documents, recently edited places), ranked by how many
@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from aigents_lsp.completion.budget import COLD_SHARE
 from aigents_lsp.completion.request import CompletionRequest
 from aigents_lsp.workspace.secrets import redact
 
@@ -34,6 +35,7 @@ SNIPPET_LINES = 24
 MAX_SNIPPETS = 4
 SUFFIX_SHARE = 0.15
 SNIPPET_SHARE = 0.15
+ANCHOR_LINES = 8  # a new prompt start is a line number divisible by this
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 Snippet = tuple[str, str]
 
@@ -44,6 +46,7 @@ class PromptContext:
     suffix: str
     snippets: tuple[Snippet, ...] = ()
     anchor_line: int = 0  # the document line the prefix starts at (-1: not anchored)
+    prefix_room: int = 0  # characters the prefix may use
 
 
 def estimate_tokens(text: str) -> int:
@@ -66,36 +69,36 @@ def _head_lines(text: str, max_chars: int) -> str:
     return cut[: newline + 1] if newline > 0 else cut
 
 
-def anchor_stride(prefix_chars: int) -> int:
-    """Lines between two possible window starts: about a quarter of the window (assuming
-    ~40 characters a line), a power of two so that small budget changes keep it."""
-    lines = max(1, prefix_chars // 160)
-    stride = 8
-    while stride * 2 <= lines:
-        stride *= 2
-    return stride
-
-
-def anchored_prefix(prefix: str, cursor_line: int, max_chars: int) -> tuple[str, int]:
-    """The longest tail of `prefix` within `max_chars` that starts at an anchored line (its
-    number a multiple of the stride), and that line; (sliding tail, -1) if no line fits.
+def anchored_prefix(
+    prefix: str, cursor_line: int, max_chars: int, previous_anchor: int | None = None
+) -> tuple[str, int]:
+    """The prefix to send, starting at a whole line, and that line's number.
 
     `prefix` ends at the cursor, on document line `cursor_line`; its first line may be cut
-    (a window of the document), so it counts only when it is the document's first line."""
+    (it is a window of the document), so it counts only when it is the document's first line.
+    - The file's start, when all of it fits: the head never moves.
+    - Else the previous prompt's first line while the text from it still fits in `max_chars`
+      (typing, Enter, moving down a little or anywhere below it): the backend's cache holds
+      everything up to where the user was.
+    - Else a new anchor (a line number divisible by ANCHOR_LINES) leaving the prompt at about
+      COLD_SHARE of `max_chars`, so it can grow as the user moves down before it moves again.
+    (sliding tail, -1) when not even one line fits."""
     rows = prefix.split("\n")
     first_line = cursor_line - (len(rows) - 1)
     if first_line == 0 and len(prefix) <= max_chars:
         return prefix, 0
-    stride = anchor_stride(max_chars)
-    # Walk back from the cursor adding whole lines; remember the last anchored line that fits.
+    if previous_anchor is not None and first_line <= previous_anchor <= cursor_line:
+        index = previous_anchor - first_line
+        if index > 0 or previous_anchor == 0:
+            kept = "\n".join(rows[index:])
+            if len(kept) <= max_chars:
+                return kept, previous_anchor
+    limit = int(max_chars * COLD_SHARE)
     size = len(rows[-1])
     best: int | None = None
     index = len(rows) - 1
-    while index >= 0:
-        line_no = first_line + index
-        if size > max_chars:
-            break
-        if line_no % stride == 0 and (index > 0 or line_no == 0):
+    while size <= limit:
+        if (first_line + index) % ANCHOR_LINES == 0 and (index > 0 or first_line == 0):
             best = index
         if index == 0:
             break
@@ -179,12 +182,16 @@ def build_context(
     suffix_room = int(budget_chars * SUFFIX_SHARE) if uses_suffix else 0
     snippet_room = int(budget_chars * SNIPPET_SHARE) if related else 0
     suffix = _head_lines(request.suffix, suffix_room) if uses_suffix else ""
+    prefix_room = budget_chars - suffix_room - snippet_room
     prefix, anchor = anchored_prefix(
-        request.prefix, request.line, budget_chars - suffix_room - snippet_room
+        request.prefix,
+        request.line,
+        prefix_room,
+        previous.anchor_line if previous is not None else None,
     )
     # Obvious secrets (keys, tokens, passwords) never reach the model. Done here, on the few
     # kilobytes of the prompt, not on every keystroke's window.
-    prefix, suffix = _redacted(prefix), _redacted(suffix)
+    prefix, suffix = redacted(prefix), redacted(suffix)
     snippets: tuple[Snippet, ...] = ()
     if related:
         offered = {path for path, _ in related}
@@ -198,11 +205,12 @@ def build_context(
         else:
             around = request.prefix[-600:] + request.suffix[:200]
             ranked = rank_snippets(around, related, prefix + suffix, MAX_SNIPPETS)
-            snippets = tuple((p, _redacted(t)) for p, t in _fit_snippets(ranked, snippet_room))
-    return PromptContext(prefix, suffix, snippets, anchor)
+            snippets = tuple((p, redacted(t)) for p, t in _fit_snippets(ranked, snippet_room))
+    return PromptContext(prefix, suffix, snippets, anchor, prefix_room)
 
 
-def _redacted(text: str) -> str:
+def redacted(text: str) -> str:
+    """`text` with obvious secrets replaced (logged, never the secret itself)."""
     cleaned, count = redact(text)
     if count:
         log.info("redacted %d secret(s) from a completion prompt", count)

@@ -15,21 +15,33 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from aigents_lsp.completion.budget import PromptBudget, common_prefix_length
 from aigents_lsp.completion.cache import CacheKey, SuggestionCache
-from aigents_lsp.completion.context import CHARS_PER_TOKEN, PromptContext, build_context
+from aigents_lsp.completion.context import (
+    CHARS_PER_TOKEN,
+    PromptContext,
+    anchored_prefix,
+    build_context,
+    redacted,
+)
 from aigents_lsp.completion.metrics import CompletionMetrics
 from aigents_lsp.completion.postprocess import cursor_indent, postprocess, should_stop
 from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
 from aigents_lsp.completion.scheduler import DocumentScheduler, Generation, Superseded
-from aigents_lsp.completion.templates import FimTemplate, extract_fill, pick_template
+from aigents_lsp.completion.templates import (
+    FimTemplate,
+    extract_fill,
+    pick_template,
+    prefill_prompt,
+)
 from aigents_lsp.providers.base import (
     ChatParams,
     CompletionParams,
     InfillParams,
+    ProviderError,
     SpeedStats,
     StreamDelta,
 )
@@ -43,6 +55,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["single", "multi"]
 
 MAX_MULTILINE_LINES = 12
+MAX_DOCSTRING_LINES = 60  # looked back over to find the signature above a docstring
 # More than this many non-space characters after the cursor (other than closers): no
 # automatic suggestion, the user is editing inside a line.
 MAX_TRAILING_CHARS = 3
@@ -64,6 +77,13 @@ class _Job:
     key: CacheKey
     context: PromptContext
     served_by: list[str | None] = field(default_factory=list)
+
+
+@dataclass
+class _Prefill:
+    task: asyncio.Future[None]
+    origin_line: int  # the cursor's line when it started
+    last_line: int  # the last line it reads
 
 
 @dataclass
@@ -94,15 +114,33 @@ def decide_mode(prefix: str, suffix: str, invoked: bool) -> Mode | None:
         return "single"
     # An empty line: multi-line when it opens a block (after a signature, a block opener, or
     # the docstring/comments that follow them).
-    for previous in reversed(prefix.split("\n")[:-1][-8:]):
-        if not previous.strip():
+    if _opens_block(prefix.split("\n")[:-1][-MAX_DOCSTRING_LINES:]):
+        return "multi"
+    return "multi" if invoked else "single"
+
+
+def _opens_block(lines: list[str]) -> bool:
+    """Whether the last code before these lines' end opens a block: a signature or a block
+    opener, possibly followed by comments and a docstring (of any length)."""
+    index = len(lines) - 1
+    while index >= 0:
+        previous = lines[index].strip()
+        index -= 1
+        if not previous:
             continue
         if _BLOCK_OPENER.search(previous) or _SIGNATURE.match(previous):
-            return "multi"
+            return True
+        quote = previous[-3:]
+        if quote in ('"""', "'''") and (len(previous) == 3 or previous.count(quote) == 1):
+            # The end of a docstring of several lines: continue above its first line.
+            while index >= 0 and quote not in lines[index]:
+                index -= 1
+            index -= 1
+            continue
         if _COMMENT_OR_DOC.match(previous):
             continue
-        break
-    return "multi" if invoked else "single"
+        return False
+    return False
 
 
 def indent_unit(prefix: str) -> str:
@@ -130,6 +168,7 @@ class CompletionEngine:
         self._calibration_failures: dict[str, tuple[int, float]] = {}
         self._contexts: dict[str, PromptContext] = {}  # the last one built, per document
         self._last_prompt: dict[str, str] = {}  # the last prompt sent, per backend model
+        self._prefills: dict[str, _Prefill] = {}  # reading ahead, per document
 
     async def _chars_per_token(self, target: Target, sample: str) -> float:
         """Characters per token of this model, measured with the backend's tokenizer when it
@@ -178,6 +217,7 @@ class CompletionEngine:
         self.cache.forget(uri)
         self.debounce.forget(uri)
         self._contexts.pop(uri, None)
+        self._stop_prefill(uri)
 
     async def complete(self, request: CompletionRequest, target: Target) -> Suggestion | None:
         """The suggestion for `request`, or None. Raises `ProviderError` from the backend."""
@@ -216,6 +256,7 @@ class CompletionEngine:
                     generation.cancel()  # it cannot serve this context: stop the backend now
                 delay = 0.0 if request.invoked else self.debounce.seconds(request.uri, settings)
                 await self.scheduler.debounce(request.uri, ticket, delay)
+                self._stop_prefill(request.uri, request.line)
                 ratio = await self._chars_per_token(target, request.prefix)
                 if not self.scheduler.current(request.uri, ticket):
                     # A newer request came while the tokenizer answered: it owns the
@@ -358,7 +399,81 @@ class CompletionEngine:
         )
         if text:
             self.cache.put(request.uri, job.key, text)
+        if not self.debounce.typed_since(request.uri, generation.started):
+            self._start_prefill(job)
         return text
+
+    # --- reading ahead --------------------------------------------------------------------------
+
+    def _start_prefill(self, job: _Job) -> None:
+        """After an answer, have the backend read the lines below the cursor (one token is
+        generated and dropped), so that its prompt cache holds them when the user moves down
+        and types there: the next prompt then shares its head up to the new cursor. The
+        window's anchor is moved now if those lines would not fit from the current one."""
+        settings = self._settings()
+        lines = settings.completion_prefill_lines
+        request, context = job.request, job.context
+        if lines <= 0 or context.anchor_line < 0 or job.template.kind == "chat":
+            return
+        if job.template.name == "native" or request.uri in self._prefills:
+            return
+        below = request.suffix.split("\n")[: lines + 1]
+        if len(below) < 3:
+            return
+        ahead = request.prefix + "\n".join(below)
+        ahead_line = request.line + len(below) - 1
+        prefix, anchor = anchored_prefix(
+            ahead, ahead_line, context.prefix_room, context.anchor_line
+        )
+        if anchor < 0:
+            return
+        prompt = prefill_prompt(job.template, redacted(prefix), context.snippets, request.file_path)
+        if prompt is None:
+            return
+        if anchor != context.anchor_line:  # the next request starts where this read did
+            self._contexts[request.uri] = replace(context, anchor_line=anchor)
+        task = asyncio.ensure_future(self._prefill(job.target, prompt))
+        self._prefills[request.uri] = _Prefill(task, request.line, ahead_line)
+        task.add_done_callback(lambda _: self._prefill_done(request.uri, task))
+
+    async def _prefill(self, target: Target, prompt: str) -> None:
+        self.metrics.prefills += 1
+        watch = _StreamWatch()
+        stream = target.provider.stream_complete(
+            CompletionParams(prompt=prompt, model=target.model, max_tokens=1, temperature=0.0)
+        )
+        try:
+            async for delta in stream:
+                watch.first_at = watch.first_at or time.perf_counter()
+                if delta.prompt_stats is not None or (
+                    delta.stats is not None and delta.stats.prompt_tokens is not None
+                ):
+                    watch.prompt = delta.prompt_stats or delta.stats
+        except ProviderError as error:  # harmless: the next real request reports problems
+            log.debug("reading ahead failed: %s", error)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self._note_prompt(target, prompt, watch)
+
+    def _prefill_done(self, uri: str, task: asyncio.Future[None]) -> None:
+        current = self._prefills.get(uri)
+        if current is not None and current.task is task:
+            del self._prefills[uri]
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("reading ahead failed", exc_info=task.exception())
+
+    def _stop_prefill(self, uri: str, line: int | None = None) -> None:
+        """Cancel the read-ahead unless the cursor moved into the lines it reads (a request
+        there waits for it and gains from it; anywhere else it only delays the request)."""
+        prefill = self._prefills.get(uri)
+        if prefill is None:
+            return
+        if line is not None and prefill.origin_line < line <= prefill.last_line:
+            return
+        prefill.task.cancel()
+        del self._prefills[uri]
 
     def _note_prompt(self, target: Target, prompt: str, watch: _StreamWatch) -> None:
         """Prompt tokens read and reused (the backend's counts, else estimated from what the
@@ -476,6 +591,11 @@ class AdaptiveDebounce:
         if gap is None or not settings.adaptive_debounce:
             return base
         return min(max(base, gap * 1.6), base * 2.5)
+
+    def typed_since(self, uri: str, moment: float) -> bool:
+        """Whether a keystroke came in `uri` after `moment` (a `time.perf_counter()` value)."""
+        last = self._last.get(uri)
+        return last is not None and last > moment
 
     def forget(self, uri: str) -> None:
         self._last.pop(uri, None)

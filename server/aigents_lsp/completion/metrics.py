@@ -28,6 +28,7 @@ class CompletionMetrics:
     empty: int = 0
     accepted: int = 0
     errors: int = 0
+    prefills: int = 0  # read-aheads of the lines below the cursor (one token generated)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     prompt: PromptReuse = field(default_factory=PromptReuse)
     # The backend's measured prompt speed and the budget it gives (last model used).
@@ -51,6 +52,7 @@ class CompletionMetrics:
             "accepted": self.accepted,
             "acceptance_rate": round(self.accepted / shown, 3) if shown else None,
             "errors": self.errors,
+            "prefills": self.prefills,
             "latency_p50_ms": _round(percentile(latencies, 0.5)),
             "latency_p95_ms": _round(percentile(latencies, 0.95)),
             **self.prompt.snapshot(),

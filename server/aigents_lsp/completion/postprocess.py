@@ -247,6 +247,19 @@ def stop_at_dedent(text: str, ctx: CursorContext) -> str | None:
     return text
 
 
+def stop_at_blank_line(text: str, ctx: CursorContext) -> str | None:
+    """Multi-line: a blank line after code ends the suggestion, as it ends a paragraph of
+    code (the next one is suggested once this one is accepted). A small model that goes on
+    past it mostly writes the rest of the file, or loops."""
+    if not ctx.multiline:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if i and not line.strip() and any(earlier.strip() for earlier in lines[:i]):
+            return _nonblank("\n".join(lines[:i]).rstrip())
+    return text
+
+
 def limit_lines(text: str, ctx: CursorContext) -> str | None:
     """Single-line mode keeps the first line; multi-line mode at most `max_lines` lines."""
     keep = ctx.max_lines if ctx.multiline else 1
@@ -343,6 +356,7 @@ RULES: tuple[Rule, ...] = (
     reindent_relative,
     match_indentation,
     stop_at_dedent,
+    stop_at_blank_line,
     limit_lines,
     remove_suffix_overlap,
     balance_brackets,
@@ -377,13 +391,20 @@ def postprocess(
 
 def should_stop(text_so_far: str, *, multiline: bool, start_indent: int, max_lines: int) -> bool:
     """Whether a stream can stop: single-line at the first newline; multi-line once `max_lines`
-    lines are complete or a complete later line is less indented than the block (`start_indent`
-    from `cursor_indent`; at column 0, the first line's own indentation)."""
+    lines are complete, a blank line follows code, or a complete later line is less indented
+    than the block (`start_indent` from `cursor_indent`; at column 0, the first line's own
+    indentation)."""
     if not multiline:
         return "\n" in text_so_far
     lines = text_so_far.split("\n")
     complete = lines[:-1]
     if len(complete) >= max_lines:
         return True
+    seen_code = False
+    for line in complete:
+        if line.strip():
+            seen_code = True
+        elif seen_code:
+            return True  # a blank line after code: the paragraph is complete
     start = start_indent or indent_width(lines[0])
     return any(line.strip() and indent_width(line) < start for line in complete[1:])

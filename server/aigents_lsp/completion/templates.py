@@ -365,6 +365,29 @@ def custom_template(template: str, stop: Sequence[str] = ()) -> FimTemplate:
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 
+_PREFIX_END = "\ue000"  # private-use characters: never in a real prompt
+_SUFFIX_MARK = "\ue001"
+
+
+def prefill_prompt(
+    template: FimTemplate,
+    prefix: str,
+    context: Sequence[Snippet] = (),
+    file_path: str | None = None,
+) -> str | None:
+    """The start of `template`'s prompt up to the end of `prefix`, for reading ahead: what a
+    later prompt with a longer prefix begins with. None for templates that put the suffix
+    (or anything else that changes) before the prefix, and for chat templates."""
+    if template.kind == "chat":
+        return None
+    probe = template.render(_PREFIX_END, _SUFFIX_MARK, context=context, file_path=file_path)
+    if _SUFFIX_MARK in probe.split(_PREFIX_END, 1)[0]:
+        return None  # suffix first (Codestral's SPM order)
+    rendered = template.render(prefix + _PREFIX_END, "", context=context, file_path=file_path)
+    cut = rendered.find(_PREFIX_END)
+    return rendered[:cut] if cut > 0 else None
+
+
 def strip_think(text: str) -> str:
     """Drop <think>…</think> blocks, an unterminated <think> and everything before a stray
     </think> (the opening tag was in the prompt)."""

@@ -63,6 +63,10 @@ def _start_server(args: argparse.Namespace) -> str:
     # tokens), so moving the cursor up a little re-read the whole prompt. It costs little
     # memory for the small embedded models.
     params.swa_full = True
+    # A prompt is read in steps of this many tokens, and a closed request stops between two:
+    # with llama.cpp's 2,048 a cancelled 1,500-token prompt kept the CPU for seconds.
+    params.n_batch = 256
+    params.n_ubatch = 256
     if args.embedding:
         params.embedding = True
         params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
