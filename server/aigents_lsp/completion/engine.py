@@ -417,17 +417,31 @@ class CompletionEngine:
             return
         if job.template.name == "native" or request.uri in self._prefills:
             return
-        below = request.suffix.split("\n")[: lines + 1]
-        if len(below) < 3:
+        rest_of_line, _, after = request.suffix.partition("\n")
+        below = after.split("\n")[:lines]
+        # The current anchor if the lines below fit after it, else a new one (the window half
+        # full at the cursor, as the next request would choose) with the lines that fit.
+        choices = [(context.prefix, context.anchor_line)]
+        head, anchor = anchored_prefix(request.prefix, request.line, context.prefix_room)
+        if anchor >= 0 and anchor != context.anchor_line:
+            choices.append((redacted(head), anchor))
+        for head, anchor in choices:  # noqa: B007 - the choice taken is used after the loop
+            room = context.prefix_room - len(head) - len(rest_of_line)
+            taken: list[str] = []
+            for row in below:
+                room -= len(row) + 1
+                if room < 0:
+                    break
+                taken.append(row)
+            if len(taken) >= min(len(below), 8):
+                break
+        else:
             return
-        ahead = request.prefix + "\n".join(below)
-        ahead_line = request.line + len(below) - 1
-        prefix, anchor = anchored_prefix(
-            ahead, ahead_line, context.prefix_room, context.anchor_line
-        )
-        if anchor < 0:
+        if len(taken) < 2:
             return
-        prompt = prefill_prompt(job.template, redacted(prefix), context.snippets, request.file_path)
+        prefix = "\n".join([head + redacted(rest_of_line), *map(redacted, taken)])
+        ahead_line = request.line + len(taken)
+        prompt = prefill_prompt(job.template, prefix, context.snippets, request.file_path)
         if prompt is None:
             return
         if anchor != context.anchor_line:  # the next request starts where this read did

@@ -1,0 +1,273 @@
+"""Prompts the backend can cache: consecutive prompts in a file share their head, the budget
+follows the backend's measured prompt speed, and reading ahead prepares the next prompt."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aigents_lsp.completion.budget import INITIAL_TOKENS, PromptBudget, common_prefix_length
+from aigents_lsp.completion.context import anchored_prefix, build_context
+from aigents_lsp.completion.engine import CompletionEngine
+from aigents_lsp.completion.request import CompletionRequest, Target
+from aigents_lsp.completion.templates import TEMPLATES, pick_template, prefill_prompt
+from aigents_lsp.config import Settings
+from aigents_lsp.providers.base import (
+    ChatParams,
+    CompletionParams,
+    CompletionResult,
+    HealthReport,
+    ModelInfo,
+    Provider,
+    SpeedStats,
+    StreamDelta,
+)
+
+LINES = [f"    value_{i} = compute(value_{i - 1}, limit={i})" for i in range(2000)]
+
+
+def request_at(line: int, typed: str = "", uri: str = "file:///a.py") -> CompletionRequest:
+    """The cursor at the end of `line` of LINES plus `typed` (the window the LSP layer
+    reads: at most 24,000 characters before the cursor)."""
+    prefix = "\n".join(LINES[: line + 1])[-24_000:] + typed
+    suffix = "\n" + "\n".join(LINES[line + 1 :])
+    cursor_line = line + typed.count("\n")
+    column = len(prefix) - prefix.rfind("\n") - 1
+    return CompletionRequest(uri, 1, prefix, suffix, line=cursor_line, column=column)
+
+
+def context_at(line: int, previous=None, typed: str = "", budget: int = 1024):  # type: ignore[no-untyped-def]
+    return build_context(request_at(line, typed), (), budget, 3.2, previous=previous)
+
+
+# --- the anchored window -------------------------------------------------------------------------
+
+
+def test_typing_keeps_the_prompt_head() -> None:
+    first = context_at(1000)
+    typed = context_at(1000, first, typed="x = ")
+    assert typed.anchor_line == first.anchor_line >= 0
+    assert typed.prefix.startswith(first.prefix)
+
+
+def test_moving_down_keeps_the_anchor_while_the_text_fits() -> None:
+    first = context_at(1000)
+    later = context_at(1010, first)
+    assert later.anchor_line == first.anchor_line
+    assert later.prefix.startswith(first.prefix)  # the whole previous prompt is reused
+
+
+def test_moving_up_below_the_anchor_keeps_it() -> None:
+    first = context_at(1000)
+    up = context_at(995, first)
+    assert up.anchor_line == first.anchor_line
+    assert first.prefix.startswith(up.prefix.rsplit("\n", 1)[0])
+
+
+def test_a_new_anchor_starts_half_full_on_a_line_divisible_by_eight() -> None:
+    first = context_at(1000)
+    assert first.anchor_line % 8 == 0
+    assert len(first.prefix) <= first.prefix_room * 0.5 + 1
+    # Far below: the text from the old anchor no longer fits, the window starts again.
+    far = context_at(1400, first)
+    assert far.anchor_line > first.anchor_line and far.anchor_line % 8 == 0
+
+
+def test_a_cursor_above_the_anchor_moves_it() -> None:
+    first = context_at(1000)
+    above = context_at(first.anchor_line - 5, first)
+    assert above.anchor_line < first.anchor_line
+
+
+def test_the_file_start_is_kept_while_the_whole_file_fits() -> None:
+    first = context_at(10)
+    later = context_at(30, first)
+    assert first.anchor_line == later.anchor_line == 0
+    assert later.prefix.startswith(first.prefix)
+
+
+def test_the_prefix_share_does_not_depend_on_the_suffix() -> None:
+    """A suffix that changes (moving lines) must not move the prefix's anchor."""
+    request = request_at(1000)
+    short = CompletionRequest(request.uri, 1, request.prefix, "\n", line=1000, column=0)
+    assert (
+        build_context(request, (), 1024, 3.2).anchor_line
+        == build_context(short, (), 1024, 3.2).anchor_line
+    )
+
+
+def test_snippets_stay_while_the_anchor_stays() -> None:
+    shared = "def compute(value, limit):\n    return min(value_1000, value_999, limit)\n"
+    related = (("b.py", shared * 6), ("c.py", shared.replace("min", "max") * 6))
+    first = build_context(request_at(1000), related, 1024, 3.2)
+    assert first.snippets
+    moved = build_context(request_at(1003, "other("), related, 1024, 3.2, previous=first)
+    assert moved.snippets == first.snippets
+    # A file no longer offered (closed, or ignored now) leaves the prompt.
+    gone = build_context(request_at(1003), related[1:], 1024, 3.2, previous=first)
+    assert all(path != "b.py" for path, _ in gone.snippets) or first.snippets[0][0] != "b.py"
+
+
+def test_a_single_huge_line_falls_back_to_a_sliding_tail() -> None:
+    prefix, anchor = anchored_prefix("x" * 10_000, 0, 1000)
+    assert anchor == -1 and len(prefix) == 1000
+
+
+def test_common_prefix_length() -> None:
+    assert common_prefix_length("abcdef", "abcxyz") == 3
+    assert common_prefix_length("", "abc") == 0
+    assert common_prefix_length("same", "same") == 4
+
+
+# --- the budget follows the backend's speed ------------------------------------------------------
+
+
+def test_budget_starts_small_and_follows_the_measured_speed() -> None:
+    budget = PromptBudget()
+    assert budget.tokens("cpu", 2000) == INITIAL_TOKENS
+    budget.record("cpu", 500, 1.25)  # 400 tokens/s: a laptop CPU
+    cpu = budget.tokens("cpu", 2000)
+    budget.record("gpu", 4000, 1.0)  # 4,000 tokens/s
+    gpu = budget.tokens("gpu", 2000)
+    assert cpu < gpu
+    assert 1024 <= cpu <= 1280  # 400 tok/s x 1.5 s of reading x 2 (a cold prompt is half)
+    assert gpu == 8192  # the cap
+    assert budget.tokens("gpu", 2000, context_length=4096) <= 4096 - 256
+
+
+def test_budget_ignores_small_samples_and_small_changes() -> None:
+    budget = PromptBudget()
+    budget.record("m", 20, 0.5)  # 20 tokens: mostly overhead, not a measure of reading
+    assert budget.tokens_per_second("m") is None
+    budget.record("m", 500, 1.0)
+    first = budget.tokens("m", 2000)
+    budget.record("m", 520, 1.0)  # 4% faster: the budget (and the anchor) stay
+    assert budget.tokens("m", 2000) == first
+
+
+def test_an_explicit_prompt_budget_wins() -> None:
+    engine = CompletionEngine(lambda: Settings(completion_prompt_tokens=3000))
+    engine.budget.record("p:m", 500, 5.0)  # very slow
+    target = Target(provider=_Recorder(), model="m")
+    assert engine.prompt_tokens(target, Settings(completion_prompt_tokens=3000)) == 3000
+    assert engine.prompt_tokens(target, Settings()) == 256  # sized by the (slow) speed
+
+
+# --- the engine: reuse counted, speed learned, reading ahead ----------------------------------
+
+
+class _Recorder(Provider):
+    """A provider answering one line, reporting llama.cpp-style prompt counts: everything
+    shared with the previous prompt is 'cached'."""
+
+    name = "p"
+
+    def __init__(self) -> None:
+        self.prompts: list[CompletionParams] = []
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def stream_complete(self, params: CompletionParams) -> AsyncIterator[StreamDelta]:
+        previous = self.prompts[-1].prompt if self.prompts else ""
+        self.prompts.append(params)
+        if params.max_tokens == 1:  # a read-ahead: held while `release` is clear
+            await self.release.wait()
+        shared = common_prefix_length(previous, params.prompt)
+        stats = SpeedStats(
+            prompt_tokens=(len(params.prompt) - shared) // 3 + 1,
+            cached_tokens=shared // 3,
+            prompt_seconds=0.5,
+        )
+        yield StreamDelta(text="total = 1", prompt_stats=stats)
+        yield StreamDelta(text="\n", finish_reason="stop")
+
+    @property
+    def base_url(self) -> str:
+        return "recorder://"
+
+    async def complete(self, params: CompletionParams) -> CompletionResult:
+        raise NotImplementedError
+
+    async def chat(self, params: ChatParams) -> CompletionResult:
+        raise NotImplementedError
+
+    def stream_chat(self, params: ChatParams) -> AsyncIterator[StreamDelta]:
+        raise NotImplementedError
+
+    async def embed(self, texts: object, model: str | None = None) -> list[list[float]]:
+        raise NotImplementedError
+
+    async def list_models(self) -> list[ModelInfo]:
+        return []
+
+    async def health(self) -> HealthReport:
+        raise NotImplementedError
+
+
+async def test_consecutive_requests_reuse_the_prompt_and_count_it() -> None:
+    settings = Settings(debounce_ms=0, completion_prefill_lines=0)
+    engine = CompletionEngine(lambda: settings)
+    provider = _Recorder()
+    target = Target(provider=provider, model="gemma-3-270m")
+    await engine.complete(request_at(1000, "\n    "), target)
+    await engine.complete(request_at(1004, "\n    "), target)
+    first, second = provider.prompts[0].prompt, provider.prompts[1].prompt
+    shared = common_prefix_length(first, second)
+    assert shared >= len(first) - len(LINES[1000]) - 8  # all but the edited end
+    snapshot = engine.metrics.snapshot()
+    assert snapshot["prompt_counts_from_backend"] == 2
+    assert snapshot["prompt_tokens_cached"] and snapshot["prompt_tokens_cached"] > 0
+    assert engine.budget.tokens_per_second(target.key) is not None
+
+
+async def test_reading_ahead_prepares_the_next_prompt_below() -> None:
+    settings = Settings(debounce_ms=0, completion_prefill_lines=32, completion_prompt_tokens=2048)
+    engine = CompletionEngine(lambda: settings)
+    provider = _Recorder()
+    target = Target(provider=provider, model="gemma-3-270m")
+    await engine.complete(request_at(1000), target)
+    for _ in range(50):
+        if len(provider.prompts) == 2:
+            break
+        await asyncio.sleep(0)
+    ahead = provider.prompts[1]
+    assert ahead.max_tokens == 1
+    assert LINES[1020] in ahead.prompt  # the lines below the cursor
+    await asyncio.sleep(0)
+    # The user moves 25 lines down and types: the new prompt starts with the read-ahead
+    # up to the new cursor's line.
+    await engine.complete(request_at(1025, "\n    va"), target)
+    third = next(p.prompt for p in reversed(provider.prompts) if p.max_tokens != 1)
+    assert third.startswith(ahead.prompt[: ahead.prompt.index(LINES[1025])])
+    assert engine.metrics.prefills >= 1
+
+
+async def test_reading_ahead_stops_when_the_user_types_elsewhere() -> None:
+    settings = Settings(debounce_ms=0, completion_prefill_lines=32)
+    engine = CompletionEngine(lambda: settings)
+    provider = _Recorder()
+    provider.release.clear()  # read-aheads hang in the backend
+    target = Target(provider=provider, model="gemma-3-270m")
+    await engine.complete(request_at(1000, "\n    "), target)
+    for _ in range(50):
+        if len(provider.prompts) == 2:
+            break
+        await asyncio.sleep(0)
+    first = engine._prefills["file:///a.py"].task
+    await engine.complete(request_at(500, "\n    "), target)
+    await asyncio.sleep(0)
+    assert first.cancelled()  # a request far above gains nothing from it, and waits for it
+    assert engine._prefills["file:///a.py"].origin_line == 501  # the new place reads ahead
+
+
+def test_prefill_prompt_is_the_head_of_the_prompt() -> None:
+    for name in ("qwen-coder", "starcoder", "deepseek-coder", "prefix-only", "codellama"):
+        template = TEMPLATES[name]
+        context = (("b.py", "def helper():\n    return 1\n"),)
+        head = prefill_prompt(template, "def f():\n    x = 1\n    y", context, "a.py")
+        full = template.render(
+            "def f():\n    x = 1\n    y = 2", "\nz", context=context, file_path="a.py"
+        )
+        assert head is not None and full.startswith(head), name
+    assert prefill_prompt(TEMPLATES["codestral"], "x", (), None) is None  # suffix first
+    assert prefill_prompt(pick_template(None, None, chat_only=True), "x", (), None) is None
