@@ -196,8 +196,10 @@ class Settings(BaseModel):
     )
     adaptive_debounce: bool = Field(
         True,
-        description="Wait a little longer than `debounce_ms` for people who type slowly "
-        "(never shorter, at most 2.5 times as long).",
+        description="Learn each document's typing rhythm: a pause counts as the end of typing "
+        "when it is longer than your usual gaps between keys. A steady fast typist waits less "
+        "than `debounce_ms` (at least half of it), an uneven or slow one longer (at most 2.5 "
+        "times as long). Off: always `debounce_ms`.",
     )
     completion_prompt_tokens: int | None = Field(
         None,

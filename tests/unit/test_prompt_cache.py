@@ -271,3 +271,33 @@ def test_prefill_prompt_is_the_head_of_the_prompt() -> None:
         assert head is not None and full.startswith(head), name
     assert prefill_prompt(TEMPLATES["codestral"], "x", (), None) is None  # suffix first
     assert prefill_prompt(pick_template(None, None, chat_only=True), "x", (), None) is None
+
+
+# --- the debounce learns the typist's rhythm -------------------------------------------------
+
+
+def _typed(gaps: list[float], monkeypatch) -> float:  # type: ignore[no-untyped-def]
+    from aigents_lsp.completion import engine as engine_module
+
+    clock = [100.0]
+    monkeypatch.setattr(engine_module.time, "perf_counter", lambda: clock[0])
+    debounce = engine_module.AdaptiveDebounce()
+    debounce.keystroke("u")
+    for gap in gaps:
+        clock[0] += gap
+        debounce.keystroke("u")
+    return debounce.seconds("u", Settings(debounce_ms=120))
+
+
+def test_a_steady_fast_typist_waits_less_than_the_setting(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    wait = _typed([0.070, 0.072, 0.069, 0.071, 0.070, 0.073, 0.070, 0.071], monkeypatch)
+    assert 0.073 < wait < 0.120  # longer than any of their gaps, shorter than 120 ms
+
+
+def test_an_uneven_typist_waits_longer(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    wait = _typed([0.08, 0.25, 0.10, 0.30, 0.09, 0.22, 0.12, 0.28], monkeypatch)
+    assert 0.25 < wait <= 0.300  # beyond most of their gaps, at most 2.5x the setting
+
+
+def test_the_setting_holds_until_the_rhythm_is_known(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert _typed([0.05, 0.05], monkeypatch) == 0.120

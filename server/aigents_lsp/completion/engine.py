@@ -580,13 +580,20 @@ def _gbnf_escape(text: str) -> str:
 
 
 class AdaptiveDebounce:
-    """The pause to wait before asking the backend, adapted to each document's typing speed:
-    never shorter than the setting, a little longer for someone who types slowly (so a pause
-    between two keystrokes is not mistaken for the end of typing)."""
+    """The pause to wait before asking the backend, learned from each document's typing
+    rhythm: a gap is the end of typing when it is longer than this typist's usual gaps (their
+    mean plus three deviations, plus a margin). A steady fast typist waits less than
+    `debounce_ms` (down to half of it) without a request in the middle of a burst; an uneven
+    or slow one waits longer (up to 2.5 times). `debounce_ms` until the rhythm is known."""
+
+    KNOWN_AFTER = 6  # gaps seen before the rhythm is trusted
+    MARGIN = 0.010
 
     def __init__(self) -> None:
         self._last: dict[str, float] = {}
-        self._gap: dict[str, float] = {}
+        self._mean: dict[str, float] = {}
+        self._variance: dict[str, float] = {}
+        self._seen: dict[str, int] = {}
 
     def keystroke(self, uri: str) -> None:
         now = time.perf_counter()
@@ -595,16 +602,26 @@ class AdaptiveDebounce:
         if last is None:
             return
         gap = now - last
-        if gap < 1.0:  # a pause longer than that is not typing rhythm
-            old = self._gap.get(uri, gap)
-            self._gap[uri] = 0.7 * old + 0.3 * gap
+        if gap >= 1.0:  # a pause longer than that is not typing rhythm
+            return
+        mean = self._mean.get(uri)
+        if mean is None:
+            self._mean[uri], self._variance[uri] = gap, 0.0
+        else:  # exponentially weighted mean and variance (West's update)
+            delta = gap - mean
+            self._mean[uri] = mean + 0.2 * delta
+            self._variance[uri] = 0.8 * (self._variance[uri] + 0.2 * delta * delta)
+        self._seen[uri] = self._seen.get(uri, 0) + 1
 
     def seconds(self, uri: str, settings: Settings) -> float:
         base = settings.debounce_ms / 1000
-        gap = self._gap.get(uri)
-        if gap is None or not settings.adaptive_debounce:
+        mean = self._mean.get(uri)
+        if mean is None or not settings.adaptive_debounce:
             return base
-        return min(max(base, gap * 1.6), base * 2.5)
+        if self._seen.get(uri, 0) < self.KNOWN_AFTER:
+            return min(max(base, mean * 1.6), base * 2.5)
+        wait = mean + 3 * self._variance[uri] ** 0.5 + self.MARGIN
+        return min(max(base * 0.5, wait), base * 2.5)
 
     def typed_since(self, uri: str, moment: float) -> bool:
         """Whether a keystroke came in `uri` after `moment` (a `time.perf_counter()` value)."""
@@ -612,5 +629,5 @@ class AdaptiveDebounce:
         return last is not None and last > moment
 
     def forget(self, uri: str) -> None:
-        self._last.pop(uri, None)
-        self._gap.pop(uri, None)
+        for table in (self._last, self._mean, self._variance, self._seen):
+            table.pop(uri, None)
