@@ -55,7 +55,9 @@ log = logging.getLogger(__name__)
 Mode = Literal["single", "multi"]
 
 MAX_MULTILINE_LINES = 12
-MAX_DOCSTRING_LINES = 60  # looked back over to find the signature above a docstring
+MAX_DOCSTRING_LINES = 60
+# Reading ahead is done when the backend would need at least this long for those lines.
+PREFILL_WORTH_SECONDS = 0.15  # looked back over to find the signature above a docstring
 # More than this many non-space characters after the cursor (other than closers): no
 # automatic suggestion, the user is editing inside a line.
 MAX_TRAILING_CHARS = 3
@@ -438,6 +440,14 @@ class CompletionEngine:
         else:
             return
         if len(taken) < 2:
+            return
+        # Only where it pays: a backend that reads these lines in a blink (a GPU) gains
+        # nothing a user would notice, and one whose speed is unknown may not cache at all.
+        rate = self.budget.tokens_per_second(job.target.key)
+        tokens = sum(len(row) + 1 for row in taken) / self._ratios.get(
+            job.target.key, CHARS_PER_TOKEN
+        )
+        if rate is None or tokens / rate < PREFILL_WORTH_SECONDS:
             return
         prefix = "\n".join([head + redacted(rest_of_line), *map(redacted, taken)])
         ahead_line = request.line + len(taken)
