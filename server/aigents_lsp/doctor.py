@@ -244,6 +244,7 @@ async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
     except ProviderError as error:
         checks.append(Check("test completion", "fail", error.message, error.hint))
         return checks
+    checks.append(await _prompt_cache_probe(provider, model, settings))
     checks.append(await _tool_probe(provider, settings))
     embedders = [m for m in models if m.type == "embeddings"]
     checks.append(
@@ -257,6 +258,63 @@ async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
         )
     )
     return checks
+
+
+async def _prompt_cache_probe(provider: Provider, model: str | None, settings: Settings) -> Check:
+    """The same ~500-token prompt twice: does the backend reuse its cache (llama.cpp's
+    `timings`, else the second answer being much faster), and how fast does it read prompts
+    (what sizes completion prompts when `completion_prompt_tokens` is unset)."""
+    from aigents_lsp.completion.budget import PromptBudget
+
+    marker = f"# doctor {time.time_ns()}\n"  # a head no earlier request had
+    body = "".join(
+        f"def step_{i}(value, limit={i}):\n    return min(value * {i}, limit)\n\n"
+        for i in range(40)
+    )
+    params = CompletionParams(prompt=marker + body, model=model, max_tokens=1, temperature=0.0)
+    try:
+        times, stats = [], []
+        for _ in range(2):
+            started = time.perf_counter()
+            result = await provider.complete(params)
+            times.append(time.perf_counter() - started)
+            stats.append(result.stats)
+    except ProviderError as error:
+        return Check("prompt cache", "warn", error.message, error.hint)
+    cold, warm = stats
+    budget = PromptBudget()
+    if cold and cold.prompt_tokens and cold.prompt_seconds:
+        budget.record("probe", cold.prompt_tokens, cold.prompt_seconds)
+    elif times[0] > times[1]:
+        budget.record("probe", int(len(params.prompt) / 3.2), times[0] - times[1])
+    rate = budget.tokens_per_second("probe")
+    sized = (
+        f"; reads ~{rate:.0f} prompt tokens/s, so completion prompts get "
+        f"{budget.tokens('probe', settings.completion_latency_ms)} tokens "
+        f"(completion_latency_ms {settings.completion_latency_ms})"
+        if rate and settings.completion_prompt_tokens is None
+        else ""
+    )
+    if warm is not None and warm.cached_tokens is not None and warm.prompt_tokens is not None:
+        total = warm.cached_tokens + warm.prompt_tokens
+        reused = warm.cached_tokens / total if total else 0.0
+        verdict: Verdict = "pass" if reused >= 0.8 else "warn"
+        detail = f"a repeated prompt reused {warm.cached_tokens} of {total} tokens{sized}"
+    else:
+        faster = times[0] / times[1] if times[1] > 0 else 1.0
+        verdict = "pass" if faster >= 1.5 else "warn"
+        detail = (
+            f"a repeated prompt took {times[1] * 1000:.0f} ms after {times[0] * 1000:.0f} ms "
+            f"(the backend reports no cache counts){sized}"
+        )
+    fix = (
+        ""
+        if verdict == "pass"
+        else "The backend re-reads the whole prompt on every completion: turn on its prompt "
+        "cache (llama.cpp `--cache-prompt`, LM Studio keeps it on), or set a smaller "
+        "completion_prompt_tokens."
+    )
+    return Check("prompt cache", verdict, detail, fix)
 
 
 async def _tool_probe(provider: Provider, settings: Settings) -> Check:

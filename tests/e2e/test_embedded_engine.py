@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import free_port, inline, open_doc, until
+from tests.e2e.conftest import end_of, free_port, inline, open_doc, until
 
 pytestmark = pytest.mark.engine
 
@@ -61,3 +61,43 @@ async def test_classic_item_for_editors_without_ghost_text(start_server: Any) ->
     item = result.items[0]
     assert item.text_edit is not None and item.text_edit.new_text.strip()
     assert item.label == item.text_edit.new_text.strip().split("\n")[0][:80]
+
+
+async def test_a_second_request_after_a_small_edit_reuses_the_prompt_cache(
+    start_server: Any,
+) -> None:
+    """llama.cpp's own counts (`timings.cache_n`, read by the server): after typing on the
+    line, the backend reads only the edited end of the prompt, not the whole file again."""
+    client = await start_server(
+        provider="embedded", completion_prefill_lines="0", completion_prompt_tokens="1024"
+    )
+    uri = "file:///tmp/engine_cache.py"
+    body = "".join(
+        f"def scale_{i}(value, factor={i}):\n    return value * factor + {i}\n\n" for i in range(12)
+    )
+    text = body + "def total(values):\n    result = "
+    open_doc(client, uri, text)
+    first = await inline(client, uri, end_of(text))
+    assert first is not None
+    edited = text + "sum"
+    position = end_of(text)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=position, end=position), text="sum"
+                )
+            ],
+        )
+    )
+    await inline(client, uri, end_of(edited))
+    stats = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="aigents.stats")
+    )
+    found = stats["completion"] if isinstance(stats, dict) else stats.completion
+    completion = found if isinstance(found, dict) else found._asdict()
+    assert completion["backend_calls"] == 2
+    assert completion["prompt_counts_from_backend"] == 2  # the backend's counts, not guesses
+    read, cached = completion["prompt_last_read"], completion["prompt_last_cached"]
+    assert cached > 100 and read < 0.2 * (read + cached), completion

@@ -68,6 +68,8 @@ class PromptReuse:
             "prompt_tokens_cached": self.cached_tokens,
             "prompt_cache_reuse": round(self.cached_tokens / total, 3) if total else None,
             "prompt_counts_from_backend": self.reported,
+            "prompt_last_read": self.last_read,
+            "prompt_last_cached": self.last_cached,
         }
 
 

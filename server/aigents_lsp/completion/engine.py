@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -630,7 +631,7 @@ class AdaptiveDebounce:
             return base
         if self._seen.get(uri, 0) < self.KNOWN_AFTER:
             return min(max(base, mean * 1.6), base * 2.5)
-        wait = mean + 3 * self._variance[uri] ** 0.5 + self.MARGIN
+        wait = mean + 3 * math.sqrt(self._variance[uri]) + self.MARGIN
         return min(max(base * 0.5, wait), base * 2.5)
 
     def typed_since(self, uri: str, moment: float) -> bool:
