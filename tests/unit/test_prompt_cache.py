@@ -301,3 +301,26 @@ def test_an_uneven_typist_waits_longer(monkeypatch) -> None:  # type: ignore[no-
 
 def test_the_setting_holds_until_the_rhythm_is_known(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     assert _typed([0.05, 0.05], monkeypatch) == 0.120
+
+
+async def test_without_backend_counts_the_reuse_is_estimated_from_the_shared_head() -> None:
+    """LM Studio's OpenAI endpoint reports no prompt counts: the server estimates what the
+    backend reused from what the prompt shares with the previous one, and times the first
+    token of a mostly new prompt for the speed."""
+
+    class Silent(_Recorder):
+        async def stream_complete(self, params: CompletionParams) -> AsyncIterator[StreamDelta]:
+            self.prompts.append(params)
+            yield StreamDelta(text="total = 1")
+            yield StreamDelta(text="\n", finish_reason="stop")
+
+    settings = Settings(debounce_ms=0, completion_prefill_lines=0, completion_prompt_tokens=1024)
+    engine = CompletionEngine(lambda: settings)
+    target = Target(provider=Silent(), model="m")
+    await engine.complete(request_at(1000, "\n    "), target)
+    await engine.complete(request_at(1000, "\n    ab"), target)
+    snapshot = engine.metrics.snapshot()
+    assert snapshot["prompt_counts_from_backend"] == 0
+    last_read, last_cached = snapshot["prompt_last_read"], snapshot["prompt_last_cached"]
+    assert isinstance(last_read, int) and isinstance(last_cached, int)
+    assert last_cached > 10 * last_read  # only the typed end is new
