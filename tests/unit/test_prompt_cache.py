@@ -225,6 +225,9 @@ async def test_reading_ahead_prepares_the_next_prompt_below() -> None:
     engine = CompletionEngine(lambda: settings)
     provider = _Recorder()
     target = Target(provider=provider, model="gemma-3-270m")
+    provider.name = "llamacpp"  # a backend known to keep a prompt cache
+    await engine.complete(request_at(300, uri="file:///warm.py"), target)  # a 2nd speed sample
+    provider.prompts.clear()
     await engine.complete(request_at(1000), target)
     for _ in range(50):
         if len(provider.prompts) == 2:
@@ -248,6 +251,9 @@ async def test_reading_ahead_stops_when_the_user_types_elsewhere() -> None:
     provider = _Recorder()
     provider.release.clear()  # read-aheads hang in the backend
     target = Target(provider=provider, model="gemma-3-270m")
+    provider.name = "llamacpp"  # a backend known to keep a prompt cache
+    await engine.complete(request_at(300, uri="file:///warm.py"), target)  # a 2nd speed sample
+    provider.prompts.clear()
     await engine.complete(request_at(1000, "\n    "), target)
     for _ in range(50):
         if len(provider.prompts) == 2:

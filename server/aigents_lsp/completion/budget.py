@@ -13,6 +13,7 @@ that wobbles would move the prompt's anchored start and lose the backend's cache
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -95,9 +96,13 @@ class PromptBudget:
         speed = self._speeds.get(key)
         if speed is None or not speed.samples:
             return None
-        # Weighted by tokens: a backend reads a long prompt faster per token than a short one,
-        # and it is the long (cold) prompt the budget is for.
-        return sum(t for t, _ in speed.samples) / sum(s for _, s in speed.samples)
+        # The median rate: one slow outlier (a model loaded just in time, a busy machine)
+        # must not shrink the budget for the next eight requests.
+        return statistics.median(t / s for t, s in speed.samples)
+
+    def samples(self, key: str) -> int:
+        speed = self._speeds.get(key)
+        return len(speed.samples) if speed is not None else 0
 
     def tokens(self, key: str, latency_ms: float, context_length: int | None = None) -> int:
         """The prompt budget for `key` so a cold request reads its prompt in time."""

@@ -56,9 +56,11 @@ log = logging.getLogger(__name__)
 Mode = Literal["single", "multi"]
 
 MAX_MULTILINE_LINES = 12
-MAX_DOCSTRING_LINES = 60
-# Reading ahead is done when the backend would need at least this long for those lines.
-PREFILL_WORTH_SECONDS = 0.15  # looked back over to find the signature above a docstring
+MAX_DOCSTRING_LINES = 60  # looked back over to find the signature above a docstring
+# Reading ahead is done when the backend would need at least this long for those lines...
+PREFILL_WORTH_SECONDS = 0.15
+# ...and it keeps a prompt cache: it said so (llama.cpp `cache_n`), or it is one known to.
+CACHING_BACKENDS = frozenset({"lmstudio", "embedded", "llamacpp", "llamafile", "ollama"})
 # More than this many non-space characters after the cursor (other than closers): no
 # automatic suggestion, the user is editing inside a line.
 MAX_TRAILING_CHARS = 3
@@ -172,6 +174,7 @@ class CompletionEngine:
         self._contexts: dict[str, PromptContext] = {}  # the last one built, per document
         self._last_prompt: dict[str, str] = {}  # the last prompt sent, per backend model
         self._prefills: dict[str, _Prefill] = {}  # reading ahead, per document
+        self._caching: set[str] = set()  # backend models that reported reusing a prompt
 
     async def _chars_per_token(self, target: Target, sample: str) -> float:
         """Characters per token of this model, measured with the backend's tokenizer when it
@@ -444,12 +447,13 @@ class CompletionEngine:
             return
         # Only where it pays: a backend that reads these lines in a blink (a GPU) gains
         # nothing a user would notice, and one whose speed is unknown may not cache at all.
-        rate = self.budget.tokens_per_second(job.target.key)
-        tokens = sum(len(row) + 1 for row in taken) / self._ratios.get(
-            job.target.key, CHARS_PER_TOKEN
-        )
-        if rate is None or tokens / rate < PREFILL_WORTH_SECONDS:
+        key = job.target.key
+        rate = self.budget.tokens_per_second(key)
+        tokens = sum(len(row) + 1 for row in taken) / self._ratios.get(key, CHARS_PER_TOKEN)
+        if rate is None or self.budget.samples(key) < 2 or tokens / rate < PREFILL_WORTH_SECONDS:
             return
+        if key not in self._caching and job.target.provider.name not in CACHING_BACKENDS:
+            return  # no sign that this backend keeps a prompt cache: it would be wasted
         prefix = "\n".join([head + redacted(rest_of_line), *map(redacted, taken)])
         ahead_line = request.line + len(taken)
         prompt = prefill_prompt(job.template, prefix, context.snippets, request.file_path)
@@ -508,6 +512,8 @@ class CompletionEngine:
         stats = watch.prompt
         if stats is not None and stats.prompt_tokens is not None:
             read, cached = stats.prompt_tokens, stats.cached_tokens or 0
+            if cached > 0:
+                self._caching.add(target.key)
             if stats.prompt_seconds:
                 self.budget.record(target.key, read, stats.prompt_seconds)
             self.metrics.prompt.record(read, cached, reported=True)
