@@ -406,7 +406,10 @@ class CompletionEngine:
         if text:
             self.cache.put(request.uri, job.key, text)
         if not self.debounce.typed_since(request.uri, generation.started):
-            self._start_prefill(job)
+            try:
+                self._start_prefill(job)
+            except Exception:  # reading ahead is an extra: it must never cost the answer
+                log.exception("reading ahead could not start")
         return text
 
     # --- reading ahead --------------------------------------------------------------------------
@@ -461,7 +464,9 @@ class CompletionEngine:
             return
         if anchor != context.anchor_line:  # the next request starts where this read did
             self._contexts[request.uri] = replace(context, anchor_line=anchor)
-        task = asyncio.ensure_future(self._prefill(job.target, prompt))
+        task = asyncio.get_running_loop().create_task(
+            self._prefill(job.target, prompt), name="completion-read-ahead"
+        )
         self._prefills[request.uri] = _Prefill(task, request.line, ahead_line)
         task.add_done_callback(lambda _: self._prefill_done(request.uri, task))
 
