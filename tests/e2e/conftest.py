@@ -58,6 +58,7 @@ class StatusClient(LanguageClient):
         self.statuses: list[dict[str, Any]] = []
         self.init_result: types.InitializeResult | None = None
         self.documents: dict[str, str] = {}  # the editor's copy of each document
+        self.versions: dict[str, int] = {}  # the version of each document open in the editor
         self.applied: list[types.WorkspaceEdit] = []
         self.questions: list[types.ShowMessageRequestParams] = []
 
@@ -101,11 +102,17 @@ def make_client() -> StatusClient:
     def on_apply_edit(
         ls: StatusClient, params: types.ApplyWorkspaceEditParams
     ) -> types.ApplyWorkspaceEditResult:
+        # Like VS Code and Neovim: an edit for another version of an open document is
+        # refused whole, and an applied one reaches the server as a didChange.
         ls.applied.append(params.edit)
+        before = dict(ls.documents)
         try:
-            apply_workspace_edit(ls.documents, params.edit)
+            apply_workspace_edit(ls.documents, params.edit, ls.versions)
         except Exception as exc:
             return types.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
+        for uri, text in ls.documents.items():
+            if uri in ls.versions and before.get(uri) != text:
+                replace_text(ls, uri, text)
         return types.ApplyWorkspaceEditResult(applied=True)
 
     return client
@@ -176,20 +183,38 @@ def apply_text_edits(text: str, edits: list[Any]) -> str:
     return text
 
 
-def apply_workspace_edit(documents: dict[str, str], edit: types.WorkspaceEdit) -> None:
-    """Apply an edit to the editor's copy of the documents, as an editor would."""
+class VersionMismatch(ValueError):
+    """A versioned edit for a document the editor has at another version."""
+
+
+def apply_workspace_edit(
+    documents: dict[str, str], edit: types.WorkspaceEdit, versions: dict[str, int] | None = None
+) -> None:
+    """Apply an edit to the editor's copy of the documents, as an editor would: all of it or
+    (an error) nothing; with `versions`, an edit for another version of an open document is
+    refused (`VersionMismatch`)."""
+    for change in edit.document_changes or []:
+        if isinstance(change, types.TextDocumentEdit) and versions is not None:
+            uri, version = change.text_document.uri, change.text_document.version
+            if version is not None and uri in versions and versions[uri] != version:
+                raise VersionMismatch(
+                    f"version mismatch: the edit is for version {version} of {uri}, "
+                    f"the editor has version {versions[uri]}"
+                )
+    changed = dict(documents)
     for uri, edits in (edit.changes or {}).items():
-        documents[uri] = apply_text_edits(documents[uri], list(edits))
+        changed[uri] = apply_text_edits(changed[uri], list(edits))
     for change in edit.document_changes or []:
         if isinstance(change, types.CreateFile):
-            documents.setdefault(change.uri, "")
+            changed.setdefault(change.uri, "")
         elif isinstance(change, types.TextDocumentEdit):
             uri = change.text_document.uri
-            if uri not in documents:
+            if uri not in changed:
                 raise ValueError(f"edit for a document the editor does not have: {uri}")
-            documents[uri] = apply_text_edits(documents[uri], list(change.edits))
+            changed[uri] = apply_text_edits(changed[uri], list(change.edits))
         else:
             raise ValueError(f"unexpected change {change!r}")
+    documents.update(changed)
 
 
 async def until(predicate: Callable[[], Any], seconds: float = 10.0) -> None:
@@ -205,11 +230,46 @@ async def until(predicate: Callable[[], Any], seconds: float = 10.0) -> None:
 def open_doc(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
     if isinstance(client, StatusClient):
         client.documents[uri] = text
+        client.versions[uri] = 1
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(
                 uri=uri, language_id=language, version=1, text=text
             )
+        )
+    )
+
+
+def type_text(client: StatusClient, uri: str, position: types.Position, text: str) -> None:
+    """The user types `text` at `position` (UTF-16): the editor's copy changes, its version
+    goes up, and the server gets an incremental didChange."""
+    at = _offset(client.documents[uri], position)
+    client.documents[uri] = client.documents[uri][:at] + text + client.documents[uri][at:]
+    client.versions[uri] += 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(
+                uri=uri, version=client.versions[uri]
+            ),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=position, end=position), text=text
+                )
+            ],
+        )
+    )
+
+
+def replace_text(client: StatusClient, uri: str, text: str) -> None:
+    """The editor's copy of `uri` is now `text` (an applied edit): a whole-document didChange."""
+    client.documents[uri] = text
+    client.versions[uri] += 1
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(
+                uri=uri, version=client.versions[uri]
+            ),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
         )
     )
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import apply_workspace_edit, open_doc, until
+from tests.e2e.conftest import apply_workspace_edit, open_doc, type_text, until
 from tests.fakes.lmstudio_server import FakeLMStudio
 
 SOURCE = """import math
@@ -391,3 +393,138 @@ async def test_tests_extend_an_existing_test_file(
     text = client.documents[test_file.as_uri()]
     assert text.startswith(existing) and text.rstrip().endswith("assert perimeter(1) > 6")
     assert "def test_area" in _last_user(_chat_requests(fake_lmstudio)[-1].body)  # it saw them
+
+
+class HeldReply:
+    """A reply the fake LM Studio sends only when the test says so (`release`), so the
+    user can type while the model is "writing"."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.asked = threading.Event()
+        self._released = threading.Event()
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        self.asked.set()
+        self._released.wait(30)
+        return self.text
+
+    def release(self) -> None:
+        self._released.set()
+
+
+async def _processed(client: Any, uri: str) -> None:
+    """A request answered after the notifications sent before it: they were handled."""
+    await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+
+
+async def _while_held(
+    client: Any, fake: FakeLMStudio, uri: str, reply: str, typing: Callable[[], None], run: Any
+) -> Any:
+    """Start `run` (a coroutine), type with `typing()` while the model answers, then let the
+    answer come; the outcome of `run` (its result or its exception)."""
+    held = HeldReply(reply)
+    fake.configure(reply=held)
+    task = asyncio.ensure_future(run)
+    try:
+        await until(held.asked.is_set)
+        typing()
+        await _processed(client, uri)
+    finally:
+        held.release()
+    try:
+        return await asyncio.wait_for(task, 20)
+    except Exception as error:
+        return error
+
+
+AREA_EDIT = "```python\ndef area(r):\n    return math.pi * r * r\n```\n"
+EDIT_AREA = {"uri": "", "range": _range(3, 5), "instruction": "use math.pi", "show": False}
+
+
+async def test_typing_above_during_a_slow_reply_moves_the_edit(
+    session: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    client, uri = session
+    outcome = await _while_held(
+        client,
+        fake_lmstudio,
+        uri,
+        AREA_EDIT,
+        lambda: type_text(client, uri, types.Position(0, 0), "# circles\n# in metres\n"),
+        _run(client, "aigents.edit", {**EDIT_AREA, "uri": uri}),
+    )
+    assert not isinstance(outcome, Exception), outcome
+    assert outcome["applied"] is True
+    expected = "# circles\n# in metres\n" + SOURCE.replace("3.14159 * r * r", "math.pi * r * r")
+    assert client.documents[uri] == expected
+    [change] = outcome["edit"]["documentChanges"]
+    assert change["textDocument"]["version"] == 2  # the version it was moved onto
+    assert change["edits"][0]["range"]["start"]["line"] == 6
+
+
+async def test_typing_below_during_a_slow_reply_keeps_the_lines(
+    session: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    client, uri = session
+    outcome = await _while_held(
+        client,
+        fake_lmstudio,
+        uri,
+        AREA_EDIT,
+        lambda: type_text(client, uri, types.Position(10, 0), "\nTAU = 6.28318\n"),
+        _run(client, "aigents.edit", {**EDIT_AREA, "uri": uri}),
+    )
+    assert not isinstance(outcome, Exception), outcome
+    assert outcome["applied"] is True
+    assert client.documents[uri] == (
+        SOURCE.replace("3.14159 * r * r", "math.pi * r * r") + "\nTAU = 6.28318\n"
+    )
+
+
+async def test_typing_in_the_selection_during_a_slow_reply_refuses_the_edit(
+    session: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    client, uri = session
+    outcome = await _while_held(
+        client,
+        fake_lmstudio,
+        uri,
+        AREA_EDIT,
+        lambda: type_text(client, uri, types.Position(4, 10), "  # pi-ish"),
+        _run(client, "aigents.edit", {**EDIT_AREA, "uri": uri}),
+    )
+    assert isinstance(outcome, Exception)
+    assert "changed in lines 4–5 while the model was writing" in str(outcome)
+    # the user's typing is all that happened to the document
+    assert client.documents[uri] == SOURCE.replace("return 3.1", "return  # pi-ish 3.1")
+
+
+async def test_code_action_resolved_while_typing_is_for_the_document_as_it_is(
+    session: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    client, uri = session
+    actions = await _actions_for_perimeter(client, uri, "E226 missing whitespace")
+    [simplify] = [a for a in actions if a.title == "AI: Simplify"]
+    outcome = await _while_held(
+        client,
+        fake_lmstudio,
+        uri,
+        REWRITTEN,
+        lambda: type_text(client, uri, types.Position(1, 0), "import cmath\n"),
+        client.code_action_resolve_async(simplify),
+    )
+    assert not isinstance(outcome, Exception), outcome
+    assert outcome.edit is not None
+    apply_workspace_edit(client.documents, outcome.edit, client.versions)  # version checked
+    assert client.documents[uri] == (
+        SOURCE.replace("import math\n", "import math\nimport cmath\n").replace(
+            "    x = 2*math.pi*r\n    return x\n", "    return 2 * math.pi * r\n"
+        )
+    )

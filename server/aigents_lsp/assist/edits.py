@@ -143,6 +143,49 @@ def apply_line_edits(lines: Sequence[str], edits: Sequence[LineEdit]) -> list[st
     return result
 
 
+REBASE_MAX_LINES = 20_000
+"""Above this many changed lines between the two versions, an edit is not re-based."""
+
+
+def rebase_line_edits(
+    old: Sequence[str], new: Sequence[str], region: tuple[int, int], edits: Sequence[LineEdit]
+) -> list[LineEdit] | None:
+    """`edits` (line numbers of the document `old`) moved onto the document `new`, or None
+    when the lines `region` [start, end) of `old` are not found unchanged in `new` (the user
+    typed in them, or the change is too big to tell where they went).
+
+    Lines are compared whole (endings included): an edit only moves when everything it was
+    computed from is still there, as it was."""
+    start, end = region
+    if end > len(old) or start < 0 or start >= end:
+        return None
+    shortest = min(len(old), len(new))
+    prefix = 0
+    while prefix < shortest and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < shortest - prefix and old[-1 - suffix] == new[-1 - suffix]:
+        suffix += 1
+    if end <= prefix:  # everything that changed is below the region
+        shift: int | None = 0
+    elif start >= len(old) - suffix:  # everything that changed is above it
+        shift = len(new) - len(old)
+    else:  # changes above and below (or inside): where did the region go?
+        old_middle = old[prefix : len(old) - suffix]
+        new_middle = new[prefix : len(new) - suffix]
+        if max(len(old_middle), len(new_middle)) > REBASE_MAX_LINES:
+            return None
+        matcher = difflib.SequenceMatcher(None, old_middle, new_middle, autojunk=False)
+        shift = None
+        for tag, i1, i2, j1, _ in matcher.get_opcodes():
+            if tag == "equal" and prefix + i1 <= start and end <= prefix + i2:
+                shift = j1 - i1
+                break
+    if shift is None:
+        return None
+    return [LineEdit(e.start + shift, e.end + shift, e.lines) for e in edits]
+
+
 def unified_diff(original: str, rewritten: str, path: str) -> str:
     """A unified diff of the two texts for a preview ("" when they are equal)."""
     diff = difflib.unified_diff(

@@ -15,6 +15,7 @@ from lsprotocol import types
 
 from aigents_lsp.lsp.commands import (
     COMMANDS,
+    RequestFailed,
     ask_instruction,
     build_request,
     run_task,
@@ -22,7 +23,11 @@ from aigents_lsp.lsp.commands import (
 )
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
 from aigents_lsp.lsp.server import AigentsServer, expect
-from aigents_lsp.lsp.workspace_edits import line_edits_to_workspace_edit, tests_edit
+from aigents_lsp.lsp.workspace_edits import (
+    DocumentChanged,
+    line_edits_to_workspace_edit,
+    tests_edit,
+)
 
 if TYPE_CHECKING:
     from aigents_lsp.assist.tasks import TaskName
@@ -167,19 +172,23 @@ async def resolve(ls: AigentsServer, action: types.CodeAction) -> types.CodeActi
             return action  # the user dismissed the question: nothing to do
         arg["instruction"] = instruction
     whole_block = task in ("docstring", "tests", "fix")
-    request, document = build_request(ls, task, arg, whole_block=whole_block)
+    request, target = build_request(ls, task, arg, whole_block=whole_block)
 
     async def work(progress: LiveProgress) -> types.CodeAction:
         nonlocal request
-        if task == "tests" and document is not None:
-            request = with_test_target(ls, request, document)
+        if task == "tests" and target is not None:
+            request = with_test_target(ls, request, target.document)
         result = await run_task(ls, request, progress)
         if task == "tests" and result.file_text:
             action.edit, _ = tests_edit(ls, request, result.file_text)
-        elif result.edits and document is not None:
-            action.edit = line_edits_to_workspace_edit(
-                ls, document, list(result.edits), result.model
-            )
+        elif result.edits and target is not None:
+            # The edit is versioned: an editor that changed the document since drops it.
+            try:
+                action.edit = line_edits_to_workspace_edit(
+                    ls, target, list(result.edits), result.model
+                )
+            except DocumentChanged as changed:
+                raise RequestFailed(message=f"aigents: {changed}") from None
         return action
 
     return await run_job(ls, action.title, work)

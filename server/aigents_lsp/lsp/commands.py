@@ -19,7 +19,12 @@ from aigents_lsp.lsp.documents import LineDocument
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
 from aigents_lsp.lsp.logs import default_log_path
 from aigents_lsp.lsp.server import AigentsServer
-from aigents_lsp.lsp.workspace_edits import line_edits_to_workspace_edit, tests_edit
+from aigents_lsp.lsp.workspace_edits import (
+    DocumentChanged,
+    EditTarget,
+    line_edits_to_workspace_edit,
+    tests_edit,
+)
 from aigents_lsp.providers.base import ChatMessage, Provider, ProviderError
 
 if TYPE_CHECKING:
@@ -131,8 +136,9 @@ def _history(value: Any) -> tuple[ChatMessage, ...]:
 
 def build_request(
     ls: AigentsServer, task: TaskName, arg: dict[str, Any], *, whole_block: bool = False
-) -> tuple[AssistRequest, LineDocument | None]:
-    """The assist request for a command's arguments (selection, context around it, ...)."""
+) -> tuple[AssistRequest, EditTarget | None]:
+    """The assist request for a command's arguments (selection, context around it, ...), and
+    the document as it saw it (version and lines: what the edit's line numbers refer to)."""
     from aigents_lsp.assist.selection import enclosing_block, selected_lines
     from aigents_lsp.assist.tasks import AssistRequest
 
@@ -173,7 +179,7 @@ def build_request(
         template=arg.get("template"),
         wants_edit=bool(arg.get("wantsEdit", False)),
     )
-    return request, document
+    return request, EditTarget.of(document, first, last)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -188,13 +194,13 @@ async def execute(
         if instruction is None:
             raise JsonRpcInvalidParams(message="`instruction` is required for aigents.edit")
         arg = {**arg, "instruction": instruction}
-    request, document = build_request(ls, task, arg, whole_block=whole_block)
-    if task == "tests" and document is not None:
-        request = with_test_target(ls, request, document)
+    request, target = build_request(ls, task, arg, whole_block=whole_block)
+    if task == "tests" and target is not None:
+        request = with_test_target(ls, request, target.document)
 
     async def work(progress: LiveProgress) -> dict[str, Any]:
         result = await run_task(ls, request, progress)
-        return await deliver(ls, task, request, result, document, show=arg.get("show", True))
+        return await deliver(ls, task, request, result, target, show=arg.get("show", True))
 
     return await run_job(ls, TITLES[task], work)
 
@@ -265,7 +271,10 @@ def with_test_target(
     path = root / target
     existing = None
     open_doc = ls.workspace.text_documents.get(path.as_uri())
-    if open_doc is not None:
+    if not ls.context_allowed(path.as_uri()):
+        # Ignored or secret: the model writes without seeing it (the tests are appended).
+        log.info("tests: %s is ignored, so the model is not shown its tests", target)
+    elif open_doc is not None:
         existing = open_doc.source
     elif path.is_file():
         existing = path.read_text(encoding="utf-8", errors="replace")
@@ -280,18 +289,21 @@ async def deliver(
     task: TaskName,
     request: AssistRequest,
     result: AssistResult,
-    document: LineDocument | None,
+    target: EditTarget | None,
     *,
     show: Any = True,
 ) -> dict[str, Any]:
     """Apply the result's edit (if any) and answer; show the markdown to clients that will
-    not render it themselves."""
+    not render it themselves. An edit whose lines changed meanwhile is refused, not moved."""
     edit: types.WorkspaceEdit | None = None
     applied: bool | None = None
     created: str | None = None
-    if result.edits and document is not None:
-        edit = line_edits_to_workspace_edit(ls, document, list(result.edits), result.model)
-    elif task == "tests" and result.file_text and document is not None:
+    if result.edits and target is not None:
+        try:
+            edit = line_edits_to_workspace_edit(ls, target, list(result.edits), result.model)
+        except DocumentChanged as changed:
+            raise RequestFailed(message=f"aigents: {changed}") from None
+    elif task == "tests" and result.file_text and target is not None:
         edit, created = tests_edit(ls, request, result.file_text)
     if edit is not None:
         params = types.ApplyWorkspaceEditParams(
