@@ -52,7 +52,9 @@ class Generation:
     ) -> str | None:
         """What the user typed since this generation started, if the generation still fits:
         same line, cursor moved right by what was typed, same text after the cursor."""
-        if self.task is None or self.task.cancelled():
+        # A generation being cancelled is not done yet (it is closing its HTTP stream) but
+        # will never answer: adopting it would show nothing.
+        if self.task is None or self.task.cancelled() or self._cancelling:
             return None
         if model_key != self.model_key or suffix_head != self.suffix_head:
             return None
