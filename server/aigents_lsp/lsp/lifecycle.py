@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -31,6 +32,7 @@ def register(server: AigentsServer) -> None:
     async def on_initialized(ls: AigentsServer, params: types.InitializedParams) -> None:
         ls.load_base_settings()
         path = setup_logging(ls.settings.log_level, ls.settings.log_file)
+        ls.editor_log_handler.bind(asyncio.get_running_loop())  # for records from threads
         logging.getLogger().addHandler(ls.editor_log_handler)
         log.info(
             "aigents-lsp %s for %s; provider %s at %s; log file %s",

@@ -2,12 +2,16 @@
 
 stdout is the LSP channel, so nothing may print there. pygls logs every message body at INFO:
 its logger is kept at WARNING, and its records never go to the editor (that would loop).
+Records logged in worker threads (the index scan) reach the editor through the event loop:
+the transport is not thread-safe.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -27,23 +31,49 @@ def stats_path() -> Path:
 
 
 class EditorLogHandler(logging.Handler):
-    """Forwards our warnings and errors to `window/logMessage` (never pygls' own records)."""
+    """Forwards our warnings and errors to `window/logMessage` (never pygls' own records),
+    always from the event loop: a record from another thread is handed to the loop."""
 
     def __init__(self, send: Callable[[int, str], None]) -> None:
         super().__init__(level=logging.WARNING)
         self._send = send
-        self._sending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._local = threading.local()  # per thread: a record logged while sending one
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop that owns the transport (records from other threads go through it)."""
+        self._loop = loop
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("pygls") or self._sending:
+        if record.name.startswith("pygls") or getattr(self._local, "sending", False):
             return
-        self._sending = True
         try:
-            self._send(record.levelno, self.format(record))
+            message = self.format(record)
+        except Exception:  # logging must never raise
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self._loop
+        if running is not None and (loop is None or running is loop):
+            self._loop = running
+            self._deliver(record.levelno, message)
+        elif loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._deliver, record.levelno, message)
+            except RuntimeError:  # the loop closed meanwhile: the log file has it
+                pass
+        # No loop yet (before `initialized`) or any more: stderr and the log file have it.
+
+    def _deliver(self, level: int, message: str) -> None:
+        self._local.sending = True
+        try:
+            self._send(level, message)
         except Exception:  # the editor may be gone; logging must never raise
             pass
         finally:
-            self._sending = False
+            self._local.sending = False
 
 
 def setup_logging(level: str = "info", log_file: str | None = None) -> Path | None:
