@@ -4,6 +4,11 @@ A build walks the workspace with `IgnoreRules` (ignored and secret files are nev
 re-chunks only files whose size, mtime and then sha1 changed, forgets deleted ones, and then
 embeds the chunks that have no vector from the current embedding model. Disk and CPU work runs
 in a worker thread; embedding is async. Without an embedding model the index is keyword-only.
+
+Threads: one writer at a time (the `_write` lock); the keyword rankings are shared with search
+threads under `_memory`, which only worker threads take, briefly. Vectors are searched in
+published snapshots, so a vector scan holds no lock and the event loop never waits for one.
+`close()` stops a running scan between two files.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from aigents_lsp.index.chunker import chunk_text
 from aigents_lsp.index.keyword import KeywordIndex, decode_terms, encode_terms, term_counts
@@ -41,6 +47,7 @@ _SKIP_NAMES = frozenset(
 _SKIP_SUFFIXES = (".min.js", ".min.css", ".map", ".svg", ".lock")
 _TRANSPORT = ("server_down", "timeout")
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,13 @@ class IndexOptions:
     """A query whose embedding takes longer is answered by keywords alone."""
 
 
+class IndexClosed(Exception):
+    """The index was closed (the server is shutting down): its work stopped."""
+
+
 @dataclass
 class BuildReport:
+    stopped: bool = False  # closed before the end: the index is incomplete
     files: int = 0
     changed: int = 0
     removed: int = 0
@@ -150,9 +162,12 @@ class SemanticIndex:
         self._symbols: dict[str, set[int]] = {}  # lower-cased name (and its last part) -> ids
         self._loaded = False
         self._write = asyncio.Lock()
-        # The rankings are changed by the worker thread and read by searches on the event
-        # loop: each file's change and each search's ranking hold this (briefly).
+        # The keyword rankings are changed by the worker thread and read by search threads:
+        # each file's change and each search's keyword ranking hold this (briefly). Never
+        # taken on the event loop.
         self._memory = threading.Lock()
+        self._stop = threading.Event()  # set by `close()`: background work ends
+        self._working = threading.Lock()  # held by the worker thread while it works
         self._vector_model: str | None = None
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
 
@@ -193,17 +208,21 @@ class SemanticIndex:
             self.state = "scanning"
             try:
                 if not self._loaded:
-                    await asyncio.to_thread(self._load)
+                    await self._in_worker(self._load)
                 tell("Scanning the workspace…", 0)
-                await asyncio.to_thread(self._scan, report, from_thread)
+                await self._in_worker(self._scan, report, from_thread)
+                self.ready = True
+                self.scanned.set()
+                report.chunks = len(self._docs)
+                await self._embed_missing(await _resolved(embedding), report, tell)
+            except IndexClosed:
+                report.stopped = True
+                self.scanned.set()
+                return report
             except Exception:
                 self.state = "failed"
                 self.scanned.set()
                 raise
-            self.ready = True
-            self.scanned.set()
-            report.chunks = len(self._docs)
-            await self._embed_missing(await _resolved(embedding), report, tell)
             self.state = "ready"
         report.seconds = time.perf_counter() - started
         return report
@@ -218,23 +237,38 @@ class SemanticIndex:
         started = time.perf_counter()
         wanted = [Path(p).as_posix() for p in paths]  # absolute paths, from the caller
         async with self._write:
-            if not self._loaded:
-                await asyncio.to_thread(self._load)
-            await asyncio.to_thread(self._update_files, wanted, report)
-            report.chunks = len(self._docs)
-            await self._embed_missing(
-                await _resolved(embedding), report, lambda message, percent: None
-            )
+            try:
+                if not self._loaded:
+                    await self._in_worker(self._load)
+                await self._in_worker(self._update_files, wanted, report)
+                report.chunks = len(self._docs)
+                await self._embed_missing(
+                    await _resolved(embedding), report, lambda message, percent: None
+                )
+            except IndexClosed:
+                report.stopped = True
         report.seconds = time.perf_counter() - started
         return report
+
+    async def _in_worker(self, work: Callable[..., _T], *args: object) -> _T:
+        """`work(*args)` in a worker thread, unless the index is closed (`IndexClosed`)."""
+
+        def run() -> _T:
+            with self._working:
+                if self._stop.is_set():
+                    raise IndexClosed
+                return work(*args)
+
+        return await asyncio.to_thread(run)
 
     def _load(self) -> None:
         """The in-memory rankings from the store (term counts and vectors are stored)."""
         for row in self.store.chunks():
+            if self._stop.is_set():
+                raise IndexClosed
             with self._memory:
                 self._add_row(row)
-        with self._memory:  # here in the background, not on the first search (~1 s at 15k)
-            self._vectors.pack()
+        self._vectors.pack()  # here in the background, not on the first search (~1 s at 15k)
         self._loaded = True
         if self._docs:
             self.ready = True
@@ -266,6 +300,9 @@ class SemanticIndex:
         seen: set[str] = set()
         last_report = time.monotonic()
         for file in self.rules.walk():
+            if self._stop.is_set():
+                report.stopped = True
+                break
             if len(seen) >= self.options.max_files:
                 report.truncated = True
                 break
@@ -281,16 +318,20 @@ class SemanticIndex:
         if report.truncated:
             log.warning("index: stopped at %d files (max_files)", self.options.max_files)
         gone = [path for path in known if path not in seen]
-        if gone and not report.truncated:
+        if gone and not report.truncated and not report.stopped:
             self.store.remove_files(gone)
             for path in gone:
                 with self._memory:
                     self._forget(path)
             report.removed += len(gone)
+        self._vectors.publish()
 
     def _update_files(self, paths: Sequence[str], report: BuildReport) -> None:
         removed: list[str] = []
         for path in paths:
+            if self._stop.is_set():
+                report.stopped = True
+                break
             if self.rules.is_ignored(path) or not os.path.isfile(path):
                 if path in self._by_path or self.store.file(path) is not None:
                     removed.append(path)
@@ -303,6 +344,7 @@ class SemanticIndex:
                 with self._memory:
                     self._forget(path)
             report.removed += len(removed)
+        self._vectors.publish()
 
     def _index_file(self, path: str, known: FileRecord | None, report: BuildReport) -> None:
         """(Re-)chunk one file when it changed; never raises for an unreadable file."""
@@ -351,14 +393,15 @@ class SemanticIndex:
         if self._vector_model != embedding.model:
             if self._vector_model is not None:
                 log.info("index: embedding model is now %s: re-embedding", embedding.model)
-            stored = await asyncio.to_thread(lambda: list(self.store.chunks()))
-            with self._memory:
-                self._vectors.clear()
-                self._vector_model = embedding.model
-                for row in stored:
-                    if row.vector and row.model == embedding.model:
-                        self._vectors.add(row.id, from_bytes(row.vector))
-        total = await asyncio.to_thread(self.store.count_missing_vectors, embedding.model)
+            stored = await self._in_worker(lambda: list(self.store.chunks()))
+            # On the event loop, with no lock: searches read the published vectors.
+            self._vectors.clear()
+            self._vector_model = embedding.model
+            for row in stored:
+                if row.vector and row.model == embedding.model:
+                    self._vectors.add(row.id, from_bytes(row.vector))
+            self._vectors.publish()
+        total = await self._in_worker(self.store.count_missing_vectors, embedding.model)
         if total == 0:
             self.keyword_only = None
             return
@@ -366,7 +409,7 @@ class SemanticIndex:
         done = 0
         tell(f"Embedding {total} chunks with {embedding.model}…", 0)
         while True:
-            rows = await asyncio.to_thread(
+            rows = await self._in_worker(
                 self.store.missing_vectors, embedding.model, self.options.embed_batch
             )
             if not rows:
@@ -378,11 +421,11 @@ class SemanticIndex:
                 report.keyword_only = self.keyword_only = reason
                 log.warning("index: embeddings stopped, keyword search only (%s)", error)
                 return
-            await asyncio.to_thread(self.store.set_vectors, embedding.model, vectors)
-            with self._memory:
-                for ident, blob in vectors:
-                    if blob and ident in self._docs:
-                        self._vectors.add(ident, from_bytes(blob))
+            await self._in_worker(self.store.set_vectors, embedding.model, vectors)
+            for ident, blob in vectors:
+                if blob and ident in self._docs:
+                    self._vectors.add(ident, from_bytes(blob))
+            self._vectors.publish()
             done += len(rows)
             report.embedded += len(rows)
             tell(f"Embedded {done}/{total} chunks", min(99, done * 100 // total))
@@ -435,14 +478,16 @@ class SemanticIndex:
         self, query: str, limit: int, vector: list[float] | None, vector_weight: float
     ) -> list[SearchHit]:
         depth = max(self.options.candidates, limit)
+        vectors = self._vectors.snapshot()  # scanned without a lock: nobody waits for it
         with self._memory:
             rankings: list[tuple[str, float, list[tuple[int, float]]]] = [
                 ("keyword", self.options.keyword_weight, self._keyword.search(query, depth)),
                 ("symbol", self.options.keyword_weight, self._symbol_matches(query, depth)),
             ]
-            if vector is not None and vector_weight:
-                rankings.append(("vector", vector_weight, self._vectors.search(vector, depth)))
-            fused = fuse(rankings, limit)
+        if vector is not None and vector_weight:
+            rankings.append(("vector", vector_weight, vectors.search(vector, depth)))
+        fused = fuse(rankings, limit)
+        with self._memory:
             docs = {ident: self._docs.get(ident) for ident, _, _ in fused}
         hits: list[SearchHit] = []
         for ident, score, sources in fused:
@@ -489,5 +534,15 @@ class SemanticIndex:
             self._query_cache.popitem(last=False)
         return vector
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the background work (a scan stops between two files, embedding between two
+        batches) and close the store."""
+        self._stop.set()
+        if self._working.acquire(timeout=timeout):
+            try:
+                self.store.close()
+            finally:
+                self._working.release()
+            return
+        log.warning("index: the scan did not stop within %g s; its store is closed anyway", timeout)
         self.store.close()

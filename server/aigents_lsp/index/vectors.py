@@ -14,6 +14,7 @@ import heapq
 import math
 import operator
 import sys
+import threading
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -101,15 +102,109 @@ class PackedVectors:
         ]
 
 
+class VectorSnapshot:
+    """The vectors at one moment, never changed: any thread searches it without a lock while
+    the index changes. Its packed form (or numpy matrix) is built by its first search."""
+
+    def __init__(
+        self, vectors: dict[int, array[float]], dimensions: int | None, codes: _CodeCache
+    ) -> None:
+        self._vectors = vectors  # a private copy: nobody changes it
+        self.dimensions = dimensions
+        self._codes = codes
+        self._building = threading.Lock()  # the packed form is built once, by one search
+        self._packed: PackedVectors | None = None
+        self._matrix: Any = None
+        self._ids: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def search(self, query: Sequence[float], limit: int) -> list[tuple[int, float]]:
+        if not self._vectors or len(query) != self.dimensions:
+            return []
+        unit = normalized(query)
+        if _np is not None:
+            return self._search_numpy(unit, limit)
+        if len(self._vectors) >= PACKED_FROM:
+            return self._search_packed(unit, limit)
+        return _exact(unit, self._vectors, limit)
+
+    def pack(self) -> PackedVectors | None:
+        """The packed form of a large snapshot when numpy is absent (None otherwise). Only
+        vectors not packed by an earlier snapshot are quantized."""
+        if _np is not None or len(self._vectors) < PACKED_FROM:
+            return None
+        with self._building:
+            if self._packed is None:
+                known = self._codes.codes
+                codes: dict[int, tuple[array[float], bytes, float]] = {}
+                for doc, vector in self._vectors.items():
+                    entry = known.get(doc)
+                    if entry is None or entry[0] is not vector:
+                        entry = (vector, *quantized(vector))
+                    codes[doc] = entry
+                self._codes.codes = codes  # one reference swap: the next snapshot reuses them
+                ids = list(self._vectors)
+                self._packed = PackedVectors(
+                    ids,
+                    [codes[d][1] for d in ids],
+                    [codes[d][2] for d in ids],
+                    self.dimensions or 0,
+                )
+            return self._packed
+
+    def _search_packed(self, unit: array[float], limit: int) -> list[tuple[int, float]]:
+        """The packed scan picks candidates; they are scored exactly (scores and order as
+        the exact scan's, unless a vector's quantization error moved it past them all)."""
+        packed = self.pack()
+        assert packed is not None
+        approximate = packed.scores(unit)
+        depth = min(len(approximate), max(4 * limit, 64))
+        best = heapq.nlargest(depth, range(len(approximate)), key=approximate.__getitem__)
+        candidates = {packed.ids[i]: self._vectors[packed.ids[i]] for i in best}
+        return _exact(unit, candidates, limit)
+
+    def _search_numpy(self, unit: array[float], limit: int) -> list[tuple[int, float]]:
+        assert _np is not None
+        with self._building:
+            if self._matrix is None:
+                self._ids = list(self._vectors)
+                self._matrix = _np.array([self._vectors[d] for d in self._ids], dtype=_np.float32)
+        scores = self._matrix @ _np.frombuffer(unit.tobytes(), dtype=_np.float32)
+        top = _np.argsort(-scores)[:limit]
+        return [(self._ids[int(i)], float(scores[int(i)])) for i in top]
+
+
+class _CodeCache:
+    """Quantized vectors of the last packed snapshot, by chunk id (with the vector they
+    quantize: a changed vector is quantized again)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[int, tuple[array[float], bytes, float]] = {}
+
+
+def _exact(
+    unit: array[float], vectors: dict[int, array[float]], limit: int
+) -> list[tuple[int, float]]:
+    mul = operator.mul
+    scored = [(doc, sum(map(mul, unit, vector))) for doc, vector in vectors.items()]
+    scored.sort(key=lambda item: (-item[1], item[0]))
+    return scored[:limit]
+
+
 class VectorIndex:
-    """Unit vectors by chunk id; `search` ranks them by cosine similarity to a query."""
+    """Unit vectors by chunk id; `search` ranks them by cosine similarity to a query.
+
+    Changed by one writer at a time; readers in other threads search `snapshot()`, which
+    `publish()` replaces after a batch of changes (a dict copy: ~0.3 ms at 15,000 vectors).
+    No reader ever waits for a writer, nor a writer for a scan."""
 
     def __init__(self) -> None:
         self._vectors: dict[int, array[float]] = {}
-        self._codes: dict[int, tuple[bytes, float]] = {}  # quantized vectors, for packing
-        self._packed: PackedVectors | None = None  # rebuilt after changes
-        self._matrix: Any = None  # numpy cache, rebuilt after changes
-        self._ids: list[int] = []
+        self._codes = _CodeCache()
+        self._snapshot = VectorSnapshot({}, None, self._codes)
+        self._changed = False
         self.dimensions: int | None = None
 
     def __len__(self) -> int:
@@ -121,72 +216,34 @@ class VectorIndex:
         if len(vector) != self.dimensions:
             return  # another model's vector: never compared
         self._vectors[doc] = vector
-        self._codes.pop(doc, None)  # quantized again by the next `pack`
-        self._matrix = self._packed = None
+        self._changed = True
 
     def remove(self, doc: int) -> None:
-        self._codes.pop(doc, None)
         if self._vectors.pop(doc, None) is not None:
-            self._matrix = self._packed = None
+            self._changed = True
 
     def clear(self) -> None:
         self._vectors.clear()
-        self._codes.clear()
-        self._matrix = self._packed = None
         self.dimensions = None
+        self._changed = True
+
+    def publish(self) -> VectorSnapshot:
+        """Make the changes so far visible to `snapshot()` readers (writer side)."""
+        if self._changed:
+            self._snapshot = VectorSnapshot(dict(self._vectors), self.dimensions, self._codes)
+            self._changed = False
+        return self._snapshot
+
+    def snapshot(self) -> VectorSnapshot:
+        """The vectors as last published (reader side, any thread)."""
+        return self._snapshot
 
     def search(self, query: Sequence[float], limit: int) -> list[tuple[int, float]]:
-        if not self._vectors or len(query) != self.dimensions:
-            return []
-        unit = normalized(query)
-        if _np is not None:
-            return self._search_numpy(unit, limit)
-        if len(self._vectors) >= PACKED_FROM:
-            return self._search_packed(unit, limit)
-        return self._exact(unit, self._vectors, limit)
-
-    @staticmethod
-    def _exact(
-        unit: array[float], vectors: dict[int, array[float]], limit: int
-    ) -> list[tuple[int, float]]:
-        mul = operator.mul
-        scored = [(doc, sum(map(mul, unit, vector))) for doc, vector in vectors.items()]
-        scored.sort(key=lambda item: (-item[1], item[0]))
-        return scored[:limit]
+        """Search the vectors as they are now (for a single thread: publishes first)."""
+        return self.publish().search(query, limit)
 
     def pack(self) -> PackedVectors | None:
-        """The packed form of a large index when numpy is absent (None otherwise), built now
-        if a change dropped it. Vectors are quantized here, not in `add`, and only those added
-        since the last packing."""
-        if _np is not None or len(self._vectors) < PACKED_FROM:
-            return None
-        if self._packed is None:
-            codes = self._codes
-            for doc, vector in self._vectors.items():
-                if doc not in codes:
-                    codes[doc] = quantized(vector)
-            ids = list(self._vectors)
-            self._packed = PackedVectors(
-                ids, [codes[d][0] for d in ids], [codes[d][1] for d in ids], self.dimensions or 0
-            )
-        return self._packed
+        """Publish and pack now (in the background, so the first search does not pay)."""
+        return self.publish().pack()
 
-    def _search_packed(self, unit: array[float], limit: int) -> list[tuple[int, float]]:
-        """The packed scan picks candidates; they are scored exactly (scores and order as
-        the exact scan's, unless a vector's quantization error moved it past them all)."""
-        packed = self.pack()
-        assert packed is not None
-        approximate = packed.scores(unit)
-        depth = min(len(approximate), max(4 * limit, 64))
-        best = heapq.nlargest(depth, range(len(approximate)), key=approximate.__getitem__)
-        candidates = {packed.ids[i]: self._vectors[packed.ids[i]] for i in best}
-        return self._exact(unit, candidates, limit)
-
-    def _search_numpy(self, unit: array[float], limit: int) -> list[tuple[int, float]]:
-        assert _np is not None
-        if self._matrix is None:
-            self._ids = list(self._vectors)
-            self._matrix = _np.array([self._vectors[d] for d in self._ids], dtype=_np.float32)
-        scores = self._matrix @ _np.frombuffer(unit.tobytes(), dtype=_np.float32)
-        top = _np.argsort(-scores)[:limit]
-        return [(self._ids[int(i)], float(scores[int(i)])) for i in top]
+    _exact = staticmethod(_exact)

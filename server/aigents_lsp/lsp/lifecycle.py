@@ -84,6 +84,7 @@ def register(server: AigentsServer) -> None:
         log.info("shutdown: stopping the backend")
         ls.persist_stats()
         await ls.aclose()
+        search.close(ls)  # after the tasks: a scan running in a thread stops between files
 
 
 async def pull_configuration(ls: AigentsServer) -> None:

@@ -159,6 +159,11 @@ class IndexService:
             # A warning reaches the editor's log too (`window/logMessage`, lsp.logs).
             log.warning("aigents: the semantic index uses keyword search only: %s", reason)
 
+    def close(self) -> None:
+        """Stop the index's background work and close its store (at shutdown)."""
+        if self.index is not None:
+            self.index.close()
+
     # --- updates ------------------------------------------------------------------------------
 
     def files_changed(self, paths: Iterable[str]) -> None:
@@ -286,3 +291,10 @@ def start(ls: AigentsServer) -> None:
     service: IndexService | None = getattr(ls, "semantic_search", None)
     if service is not None:
         service.start()
+
+
+def close(ls: AigentsServer) -> None:
+    """Called at shutdown."""
+    service: IndexService | None = getattr(ls, "semantic_search", None)
+    if service is not None:
+        service.close()
