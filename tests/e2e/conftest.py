@@ -62,6 +62,13 @@ class StatusClient(LanguageClient):
         self.applied: list[types.WorkspaceEdit] = []
         self.questions: list[types.ShowMessageRequestParams] = []
 
+    @property
+    def encoding(self) -> str:
+        """The position encoding the server chose (utf-16 when it said nothing)."""
+        result = self.init_result
+        chosen = result.capabilities.position_encoding if result is not None else None
+        return str(chosen or "utf-16")
+
 
 def make_client() -> StatusClient:
     from pygls.protocol import default_converter
@@ -107,7 +114,7 @@ def make_client() -> StatusClient:
         ls.applied.append(params.edit)
         before = dict(ls.documents)
         try:
-            apply_workspace_edit(ls.documents, params.edit, ls.versions)
+            apply_workspace_edit(ls.documents, params.edit, ls.versions, ls.encoding)
         except Exception as exc:
             return types.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
         for uri, text in ls.documents.items():
@@ -160,22 +167,37 @@ async def start_server(
             await client.stop()
 
 
-def _offset(text: str, position: types.Position) -> int:
-    """UTF-16 position -> string offset (the test editor is VS Code-like)."""
+def _units(char: str, encoding: str) -> int:
+    if encoding == "utf-8":
+        return len(char.encode("utf-8"))
+    if encoding == "utf-32":
+        return 1
+    return 2 if ord(char) > 0xFFFF else 1
+
+
+def _offset(text: str, position: types.Position, encoding: str = "utf-16") -> int:
+    """A position in the negotiated encoding (utf-16: VS Code) -> string offset."""
     lines = text.split("\n")
     if position.line >= len(lines):
         return len(text)
     start = sum(len(line) + 1 for line in lines[: position.line])
     line, units, column = lines[position.line], 0, 0
     while column < len(line) and units < position.character:
-        units += 2 if ord(line[column]) > 0xFFFF else 1
+        units += _units(line[column], encoding)
         column += 1
     return start + column
 
 
-def apply_text_edits(text: str, edits: list[Any]) -> str:
+def apply_text_edits(text: str, edits: list[Any], encoding: str = "utf-16") -> str:
     spans = sorted(
-        ((_offset(text, e.range.start), _offset(text, e.range.end), e.new_text) for e in edits),
+        (
+            (
+                _offset(text, e.range.start, encoding),
+                _offset(text, e.range.end, encoding),
+                e.new_text,
+            )
+            for e in edits
+        ),
         reverse=True,
     )
     for start, end, new in spans:
@@ -188,7 +210,10 @@ class VersionMismatch(ValueError):
 
 
 def apply_workspace_edit(
-    documents: dict[str, str], edit: types.WorkspaceEdit, versions: dict[str, int] | None = None
+    documents: dict[str, str],
+    edit: types.WorkspaceEdit,
+    versions: dict[str, int] | None = None,
+    encoding: str = "utf-16",
 ) -> None:
     """Apply an edit to the editor's copy of the documents, as an editor would: all of it or
     (an error) nothing; with `versions`, an edit for another version of an open document is
@@ -203,7 +228,7 @@ def apply_workspace_edit(
                 )
     changed = dict(documents)
     for uri, edits in (edit.changes or {}).items():
-        changed[uri] = apply_text_edits(changed[uri], list(edits))
+        changed[uri] = apply_text_edits(changed[uri], list(edits), encoding)
     for change in edit.document_changes or []:
         if isinstance(change, types.CreateFile):
             changed.setdefault(change.uri, "")
@@ -211,7 +236,7 @@ def apply_workspace_edit(
             uri = change.text_document.uri
             if uri not in changed:
                 raise ValueError(f"edit for a document the editor does not have: {uri}")
-            changed[uri] = apply_text_edits(changed[uri], list(change.edits))
+            changed[uri] = apply_text_edits(changed[uri], list(change.edits), encoding)
         else:
             raise ValueError(f"unexpected change {change!r}")
     documents.update(changed)
@@ -243,7 +268,7 @@ def open_doc(client: LanguageClient, uri: str, text: str, language: str = "pytho
 def type_text(client: StatusClient, uri: str, position: types.Position, text: str) -> None:
     """The user types `text` at `position` (UTF-16): the editor's copy changes, its version
     goes up, and the server gets an incremental didChange."""
-    at = _offset(client.documents[uri], position)
+    at = _offset(client.documents[uri], position, client.encoding)
     client.documents[uri] = client.documents[uri][:at] + text + client.documents[uri][at:]
     client.versions[uri] += 1
     client.text_document_did_change(

@@ -528,3 +528,43 @@ async def test_code_action_resolved_while_typing_is_for_the_document_as_it_is(
             "    x = 2*math.pi*r\n    return x\n", "    return 2 * math.pi * r\n"
         )
     )
+
+
+async def test_an_ignored_test_file_is_never_shown_to_the_model(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    existing = "HIDDEN_FIXTURE = 'do-not-send'\n"
+    (ws / "geometry.py").write_text(SOURCE)
+    (ws / "test_geometry.py").write_text(existing)
+    (ws / ".aigentsignore").write_text("test_geometry.py\n")
+    client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url)
+    uri, test_uri = (ws / "geometry.py").as_uri(), (ws / "test_geometry.py").as_uri()
+    open_doc(client, uri, SOURCE)
+    open_doc(client, test_uri, existing)
+    fake_lmstudio.configure(reply="```python\ndef test_area():\n    assert area(1) > 3\n```")
+    result = await _run(client, "aigents.tests", {"uri": uri, "range": _range(3, 5)})
+    assert "do-not-send" not in json.dumps(_chat_requests(fake_lmstudio)[-1].body)
+    assert result["applied"] is True  # appended without being read for the model
+    assert client.documents[test_uri] == existing + "\ndef test_area():\n    assert area(1) > 3\n"
+
+
+@pytest.mark.parametrize("editor", ["neovim@v0.11.0", "visual-studio-code", "emacs"])
+async def test_tests_are_appended_after_a_non_ascii_last_line_in_any_encoding(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path, editor: str
+) -> None:
+    client = await start_server(editor, provider="lmstudio", api_base=fake_lmstudio.base_url)
+    ws = tmp_path / "ws"
+    existing = "def test_greeting():\n    assert greet() == 'héllo 😀 世界'"  # no final newline
+    (ws / "geometry.py").write_text(SOURCE)
+    (ws / "test_geometry.py").write_text(existing)
+    uri, test_uri = (ws / "geometry.py").as_uri(), (ws / "test_geometry.py").as_uri()
+    open_doc(client, uri, SOURCE)
+    open_doc(client, test_uri, existing)
+    fake_lmstudio.configure(reply="```python\ndef test_area():\n    assert area(1) > 3\n```")
+    result = await _run(client, "aigents.tests", {"uri": uri, "range": _range(3, 5)})
+    assert result["applied"] is True
+    assert client.documents[test_uri] == (
+        existing + "\n\ndef test_area():\n    assert area(1) > 3\n"
+    )

@@ -332,22 +332,63 @@ async def deliver(
     }
 
 
+ANSWERS_KEPT = 20
+"""Answers shown as markdown files: at most this many are kept (the newest)..."""
+ANSWERS_MAX_AGE_SECONDS = 7 * 24 * 3600
+"""...and none older than a week: they hold the user's code."""
+
+
+def answers_folder() -> Path:
+    """Where answers shown as markdown files go: the state dir, outside every workspace."""
+    return default_log_path().parent / "answers"
+
+
+def prune_answers(
+    folder: Path,
+    keep: int = ANSWERS_KEPT,
+    max_age: float = ANSWERS_MAX_AGE_SECONDS,
+    now: float | None = None,
+) -> int:
+    """Delete the answer files beyond the `keep` newest and those older than `max_age`
+    seconds; the number deleted."""
+    now = time.time() if now is None else now
+    try:
+        found = [(path.stat().st_mtime, path) for path in folder.glob("*.md")]
+    except OSError as exc:
+        log.warning("answers: cannot list %s to clean it up: %s", folder, exc)
+        return 0
+    found.sort(reverse=True)
+    deleted = 0
+    for rank, (mtime, path) in enumerate(found):
+        if rank >= keep or now - mtime > max_age:
+            try:
+                path.unlink()
+                deleted += 1
+            except OSError as exc:
+                log.warning("answers: cannot delete %s: %s", path, exc)
+    return deleted
+
+
 async def show_markdown(ls: AigentsServer, task: str, markdown: str) -> None:
     """For clients without our plugin: open the answer as a markdown file (outside the
-    workspace), or show it as a message."""
+    workspace, bounded by `prune_answers`), or show it as a message."""
     window = ls.client_capabilities.window
     if window and window.show_document and window.show_document.support:
-        folder = default_log_path().parent / "answers"
+        folder = answers_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}.md"
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = folder / f"{task}-{stamp}-{time.time_ns() % 1_000_000_000:09d}.md"
             path.write_text(markdown + "\n", encoding="utf-8")
+            prune_answers(folder)
             await ls.window_show_document_async(
                 types.ShowDocumentParams(uri=path.as_uri(), take_focus=False)
             )
             return
         except Exception as exc:
-            log.debug("showDocument failed: %s", exc)
+            log.warning(
+                "aigents: could not open the answer as a document (%s); shown as a message", exc
+            )
     text = markdown if len(markdown) <= 1500 else markdown[:1500] + " …"
     ls.notify_user(text, "info")
 
