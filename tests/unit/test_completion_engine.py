@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar
 
 import pytest
 
@@ -27,15 +28,23 @@ from aigents_lsp.providers.base import (
     StreamDelta,
 )
 
+T = TypeVar("T")
+
 
 class ScriptedProvider(Provider):
-    """Streams a fixed reply token by token; records prompts, closed and finished streams."""
+    """Streams a fixed reply token by token; records prompts, closed and finished streams.
+    With `hold_after`, every stream stops after that many tokens until `release` is set
+    (`holding` tells it got there), so tests order events without timing them."""
 
     name = "scripted"
 
-    def __init__(self, reply: str, delay: float = 0.0) -> None:
+    def __init__(self, reply: str, delay: float = 0.0, hold_after: int | None = None) -> None:
         self.reply = reply
         self.delay = delay
+        self.hold_after = hold_after
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+        self.closed = asyncio.Event()  # a stream was closed before its end
         self.prompts: list[str] = []
         self.closed_early = 0
         self.finished = 0
@@ -49,7 +58,10 @@ class ScriptedProvider(Provider):
         self.prompts.append(params.prompt)
         done = False
         try:
-            for token in self.reply.split(" "):
+            for number, token in enumerate(self.reply.split(" ")):
+                if number == self.hold_after:
+                    self.holding.set()
+                    await self.release.wait()
                 await asyncio.sleep(self.delay)
                 piece = token + " " if token is not self.reply.split(" ")[-1] else token
                 stop = next((s for s in params.stop if s in piece), None)
@@ -65,6 +77,7 @@ class ScriptedProvider(Provider):
         finally:
             if not done:
                 self.closed_early += 1
+                self.closed.set()
 
     def stream_complete(self, params: CompletionParams) -> AsyncIterator[StreamDelta]:
         return self._tokens(params)
@@ -134,14 +147,36 @@ def test_cache_exact_and_type_through() -> None:
     assert cache.get("other", CacheKey.of("m", "t", "total = pri", "\n")) is None
 
 
+async def _without_waiting(task: asyncio.Future[T]) -> T:
+    """The task's result, which must come within some turns of the event loop: no timer (a
+    debounce of seconds) can fire in so few."""
+    for _ in range(1000):
+        if task.done():
+            return task.result()
+        await asyncio.sleep(0)
+    task.cancel()
+    raise AssertionError("not answered without waiting")
+
+
+async def _entered(engine: CompletionEngine, requests: int) -> None:
+    """Until the engine has taken `requests` requests (turns of the loop, no timing)."""
+    for _ in range(1000):
+        if engine.metrics.requests >= requests:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"the engine took {engine.metrics.requests} requests, not {requests}")
+
+
 async def test_newer_request_supersedes_older_at_once() -> None:
-    provider = ScriptedProvider("price * count")
-    engine = _engine()
+    provider = ScriptedProvider("price * count", hold_after=0)
+    engine = _engine(debounce_ms=5000)  # the first would wait seconds for a pause
     target = Target(provider, "m")
     first = asyncio.ensure_future(engine.complete(_request("total = p"), target))
-    await asyncio.sleep(0.005)
-    second = asyncio.ensure_future(engine.complete(_request("total = "), target))
-    assert await asyncio.wait_for(first, 0.02) is None  # answered empty at once
+    await _entered(engine, 1)
+    second = asyncio.ensure_future(engine.complete(_request("total = ", invoked=True), target))
+    assert await _without_waiting(first) is None  # empty at once, not after its debounce
+    assert not second.done()  # while the newer one is still being generated
+    provider.release.set()
     suggestion = await second
     assert suggestion is not None and suggestion.text == "price * count"
     assert len(provider.prompts) == 1  # the superseded one never reached the backend
@@ -149,28 +184,29 @@ async def test_newer_request_supersedes_older_at_once() -> None:
 
 async def test_cache_hit_and_type_through_skip_debounce_and_backend() -> None:
     provider = ScriptedProvider("price * count")
-    engine = _engine(debounce_ms=500)
+    engine = _engine(debounce_ms=5000)
     target = Target(provider, "m")
     first = await engine.complete(_request("total = ", invoked=True), target)
     assert first is not None and first.text == "price * count"
-    loop = asyncio.get_running_loop()
     for typed in ("p", "pr", "pri", "pric"):
-        started = loop.time()
-        hit = await engine.complete(_request("total = " + typed), target)
+        request = _request("total = " + typed)
+        hit = await _without_waiting(asyncio.ensure_future(engine.complete(request, target)))
         assert hit is not None and hit.text == "price * count"[len(typed) :]
         assert hit.source == "cache"
-        assert loop.time() - started < 0.05
     assert len(provider.prompts) == 1
     assert engine.metrics.cache_hits == 4
 
 
 async def test_in_flight_stream_is_reused_when_typing_extends_it() -> None:
-    provider = ScriptedProvider("price * count + tax", delay=0.02)
+    provider = ScriptedProvider("price * count + tax", hold_after=1)
     engine = _engine()
     target = Target(provider, "m")
     first = asyncio.ensure_future(engine.complete(_request("total = "), target))
-    await asyncio.sleep(0.1)  # debounce over, the stream runs
-    second = await engine.complete(_request("total = pr"), target)
+    await provider.holding.wait()  # debounce over, the stream sent "price "
+    second = asyncio.ensure_future(engine.complete(_request("total = pr"), target))
+    await _entered(engine, 2)
+    provider.release.set()
+    second = await second
     assert await first is None  # superseded
     assert second is not None and second.text == "ice * count + tax"
     assert second.source == "stream"
@@ -179,30 +215,31 @@ async def test_in_flight_stream_is_reused_when_typing_extends_it() -> None:
 
 
 async def test_incompatible_typing_cancels_the_stream() -> None:
-    provider = ScriptedProvider("price * count + tax + more + words", delay=0.02)
+    provider = ScriptedProvider("price * count + tax + more + words", hold_after=1)
     engine = _engine()
     target = Target(provider, "m")
     first = asyncio.ensure_future(engine.complete(_request("total = "), target))
-    await asyncio.sleep(0.1)
+    await provider.holding.wait()
     second = asyncio.ensure_future(engine.complete(_request("total = z"), target))
     assert await first is None
-    await asyncio.sleep(0.01)
-    assert provider.closed_early == 1  # the old stream was closed: the backend stops
+    await provider.closed.wait()  # the old stream was closed: the backend stops
+    assert provider.closed_early == 1 and provider.finished == 0
+    provider.release.set()
     await second
     assert len(provider.prompts) == 2
 
 
 async def test_cancelling_the_request_closes_the_stream() -> None:
-    provider = ScriptedProvider(" + ".join(["x"] * 50), delay=0.02)
+    provider = ScriptedProvider(" + ".join(["x"] * 50), hold_after=3)
     engine = _engine()
     task = asyncio.ensure_future(engine.complete(_request("y = "), Target(provider, "m")))
-    await asyncio.sleep(0.12)
+    await provider.holding.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0.1)  # the adoption grace period
+    await provider.closed.wait()  # after the adoption grace period, with nobody waiting
     assert provider.closed_early == 1
-    assert provider.tokens_sent < 50
+    assert provider.tokens_sent == 3
 
 
 async def test_single_line_stops_the_stream_at_the_newline() -> None:
