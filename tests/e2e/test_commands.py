@@ -568,3 +568,17 @@ async def test_tests_are_appended_after_a_non_ascii_last_line_in_any_encoding(
     assert client.documents[test_uri] == (
         existing + "\n\ndef test_area():\n    assert area(1) > 3\n"
     )
+
+
+async def test_an_answer_that_cannot_be_saved_is_shown_and_the_failure_told(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path
+) -> None:
+    (tmp_path / "state").write_text("a file where the state folder should be")
+    client = await start_server(provider="lmstudio", api_base=fake_lmstudio.base_url)
+    uri = (tmp_path / "ws" / "geometry.py").as_uri()
+    open_doc(client, uri, SOURCE)
+    fake_lmstudio.configure(reply="`area` is pi r squared.")
+    await _run(client, "aigents.explain", {"uri": uri, "range": _range(3, 5)})
+    await until(lambda: any("pi r squared" in m.message for m in client.messages))
+    assert not client.shown_documents
+    await until(lambda: any("could not open the answer" in m.message for m in client.log_messages))

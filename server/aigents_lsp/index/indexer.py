@@ -170,6 +170,7 @@ class SemanticIndex:
         self._working = threading.Lock()  # held by the worker thread while it works
         self._vector_model: str | None = None
         self._query_cache: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._query_failure: str | None = None  # why the last query was not embedded
 
     # --- facts --------------------------------------------------------------------------------
 
@@ -446,6 +447,7 @@ class SemanticIndex:
                 raise
             # One input the model refuses (too long for its batch...) must not fail the rest.
             out: list[tuple[int, bytes]] = []
+            refused: list[str] = []
             for row, text in zip(rows, texts, strict=True):
                 try:
                     vector = (await embedding.embed([text[: len(text) // 2]]))[0]
@@ -453,8 +455,16 @@ class SemanticIndex:
                 except ProviderError as single:
                     if single.kind in _TRANSPORT or single.kind in ("no_model_loaded", "auth"):
                         raise
-                    log.debug("index: no vector for %s:%d: %s", row.path, row.start, single)
+                    refused.append(f"{self.relative(row.path)}:{row.start + 1} ({single})")
                     out.append((row.id, b""))  # remembered: not retried until it changes
+            if refused:
+                # Those chunks are found by keywords only: say which, once per batch.
+                log.warning(
+                    "index: %s refused %d chunk(s), found by keywords only: %s",
+                    embedding.model,
+                    len(refused),
+                    "; ".join(refused[:3]) + (" …" if len(refused) > 3 else ""),
+                )
             return out
         return [(row.id, to_bytes(normalized(v))) for row, v in zip(rows, vectors, strict=True)]
 
@@ -527,8 +537,22 @@ class SemanticIndex:
             async with asyncio.timeout(self.options.query_embed_timeout):
                 vector = (await embedding.embed([query[: self.options.embed_chars]]))[0]
         except (ProviderError, TimeoutError, IndexError) as error:
-            log.info("index: query not embedded (%s): keyword search only", error or "timeout")
+            reason = str(error) or (
+                f"no answer within {self.options.query_embed_timeout:g} s"
+                if isinstance(error, TimeoutError)
+                else type(error).__name__
+            )
+            # A warning the first time (search quality drops); the same reason again: info.
+            level = logging.INFO if reason == self._query_failure else logging.WARNING
+            self._query_failure = reason
+            log.log(
+                level,
+                "index: %s did not embed the query (%s): keywords only",
+                embedding.model,
+                reason,
+            )
             return None
+        self._query_failure = None
         self._query_cache[key] = vector
         while len(self._query_cache) > 64:
             self._query_cache.popitem(last=False)
