@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import apply_workspace_edit, open_doc, type_text, until
+from tests.e2e.conftest import VersionMismatch, apply_workspace_edit, open_doc, type_text, until
 from tests.fakes.lmstudio_server import FakeLMStudio
 
 SOURCE = """import math
@@ -582,3 +582,20 @@ async def test_an_answer_that_cannot_be_saved_is_shown_and_the_failure_told(
     await until(lambda: any("pi r squared" in m.message for m in client.messages))
     assert not client.shown_documents
     await until(lambda: any("could not open the answer" in m.message for m in client.log_messages))
+
+
+async def test_the_test_editor_refuses_an_edit_for_an_older_version(
+    session: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    """As VS Code and Neovim do: the resolved action's edit names the version it was made
+    for, and typing after it arrived makes the editor refuse it whole."""
+    client, uri = session
+    fake_lmstudio.configure(reply=REWRITTEN)
+    actions = await _actions_for_perimeter(client, uri, "E226 missing whitespace")
+    [simplify] = [a for a in actions if a.title == "AI: Simplify"]
+    resolved = await client.code_action_resolve_async(simplify)
+    assert resolved.edit is not None
+    type_text(client, uri, types.Position(0, 0), "# later\n")
+    with pytest.raises(VersionMismatch):
+        apply_workspace_edit(client.documents, resolved.edit, client.versions)
+    assert client.documents[uri] == "# later\n" + SOURCE
