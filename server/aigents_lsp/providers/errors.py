@@ -251,3 +251,24 @@ def from_transport_error(
         hint=f"The connection to {base_url} failed — {start} or set aigents.apiBase",
         base_url=base_url,
     )
+
+
+# --- a backend that is there but not answering ------------------------------------------------
+
+
+class FirstTokenTimeout(BackendTimeout):
+    """The model is loaded and the server answers, but no token came in time."""
+
+
+class StreamStalled(BackendTimeout):
+    """The answer had started, then no new token came for a while (or bytes only trickle)."""
+
+
+class BackendHung(BackendTimeout):
+    """The server accepted the request but answers nothing, not even its model list."""
+
+
+class ModelLoading(ProviderError):
+    """The model is being loaded (LM Studio's just-in-time load): not an error, a wait."""
+
+    kind = "loading"

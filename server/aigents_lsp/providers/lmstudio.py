@@ -3,15 +3,18 @@
 Model state and context lengths come from LM Studio's native `/api/v0/models` (then
 `/api/v1/models`, then plain `/v1/models`). With no model configured, a loaded model is picked
 for the task: a code model for completion, an instruct model for chat, an embedding model for
-embeddings.
+embeddings. A model that is not loaded is loaded just in time through the native `/api/v1/chat`,
+whose `model_load.*` events say how far the load is (`load_just_in_time`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,9 +31,12 @@ from aigents_lsp.providers.base import (
     UnknownModel,
     WrongRoute,
 )
-from aigents_lsp.providers.errors import LMSTUDIO
+from aigents_lsp.providers.errors import LMSTUDIO, classify, error_code, error_message, excerpt
 from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, Task
-from aigents_lsp.providers.openai_wire import models_from_body
+from aigents_lsp.providers.openai_wire import SSEDecoder, models_from_body
+
+LoadProgress = Callable[[float | None], None]
+"""Called as a load goes on: the fraction loaded (0..1), None when LM Studio does not say."""
 
 DEFAULT_BASE_URL = "http://localhost:1234/v1"
 TOKEN_ENV_VARS = ("LM_API_TOKEN", "LMSTUDIO_API_TOKEN")
@@ -281,3 +287,102 @@ class LMStudioProvider(OpenAICompatibleProvider):
                     temperature=0.0,
                 )
             )
+
+    # --- just-in-time loads -----------------------------------------------------------------
+
+    async def model_state(self, model_id: str) -> str | None:
+        """`loaded`, `loading` or `not-loaded` as LM Studio says now (None: it does not say)."""
+        self._models = None
+        info = await self.model_info(model_id)
+        return None if info is None or info.state == "unknown" else info.state
+
+    async def load_just_in_time(self, model_id: str, on_progress: LoadProgress) -> float:
+        """Load `model_id` as LM Studio's JIT would (its TTL and auto-evict apply) and return the
+        seconds it took. A load already under way is waited for (another request for the model
+        could load a second instance); otherwise a one-token `/api/v1/chat` (LM Studio 0.4+)
+        streams `model_load.progress`; older servers (or with `ttl` set, which only the OpenAI
+        routes take) get the one-token request of `warm_up` and a model state poll."""
+        started = time.perf_counter()
+        state = await self.model_state(model_id)
+        if state == "loaded":
+            return 0.0
+        if (
+            state != "loading"
+            and self.ttl is None
+            and await self._native_chat_load(model_id, on_progress)
+        ):
+            self._models = None
+            return time.perf_counter() - started
+        if state != "loading":
+            warm = asyncio.ensure_future(self.warm_up(model_id))
+            try:
+                while not warm.done():
+                    await asyncio.wait({warm}, timeout=1.0)
+                    on_progress(None)
+                warm.result()
+            finally:
+                warm.cancel()
+        else:
+            while await self.model_state(model_id) == "loading":
+                on_progress(None)
+                await asyncio.sleep(1.0)
+        self._models = None
+        return time.perf_counter() - started
+
+    async def _native_chat_load(self, model_id: str, on_progress: LoadProgress) -> bool:
+        """A one-token native chat that reports the load; False where the route is missing."""
+        body = {
+            "model": model_id,
+            "input": "Hi",
+            "max_output_tokens": 1,
+            "store": False,
+            "stream": True,
+        }
+        url = f"{self.root}/api/v1/chat"
+        decoder = SSEDecoder(self._bad, self.max_line_bytes)
+        try:
+            async with self._client.stream(
+                "POST", url, json=body, headers=self._headers(stream=True)
+            ) as response:
+                try:
+                    await self._raise_for_status(response)
+                except ProviderError as error:
+                    if no_load_route(error):
+                        return False
+                    raise
+                if "event-stream" not in response.headers.get("content-type", ""):
+                    raw = await self._read_bounded(response, self.max_error_bytes, cut=True)
+                    parsed = self._parse_json(raw, response)
+                    message = error_message(200, parsed)
+                    if message is None:
+                        return True  # a whole answer: the model is loaded
+                    refused = classify(200, message, error_code(parsed), self._base_url)
+                    if no_load_route(refused):
+                        return False
+                    raise refused
+                async for chunk in response.aiter_bytes():
+                    for event in decoder.feed(chunk):
+                        if self._load_event(event.event, event.data, on_progress):
+                            return True
+        except httpx.HTTPError as exc:
+            raise self._typed(exc, mid_stream=True) from None
+        return True
+
+    def _load_event(self, name: str | None, data: str, on_progress: LoadProgress) -> bool:
+        """One `/api/v1/chat` event; True once the model is loaded (no need to read on)."""
+        try:
+            event = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(event, dict):
+            return False
+        kind = name or str(event.get("type") or "")
+        if kind == "error" or (kind != "chat.end" and event.get("error")):
+            message = error_message(200, event) or excerpt(data)
+            raise classify(200, message, error_code(event), self._base_url)
+        if kind == "model_load.progress":
+            fraction = event.get("progress")
+            on_progress(float(fraction) if isinstance(fraction, int | float) else None)
+        elif kind == "model_load.start":
+            on_progress(0.0)
+        return kind in ("model_load.end", "prompt_processing.start", "message.start", "chat.end")

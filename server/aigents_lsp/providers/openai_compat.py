@@ -42,6 +42,7 @@ from aigents_lsp.providers.openai_wire import (
     models_from_body,
 )
 from aigents_lsp.providers.presets import is_loopback
+from aigents_lsp.providers.waiting import Probe, StreamWatch
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,8 @@ class OpenAICompatibleProvider(Provider):
                 # "sse" | "json" | None (undecided: some servers send SSE with another type)
                 mode = "sse" if "event-stream" in response.headers.get("content-type", "") else None
                 buffer = bytearray()
-                async for chunk in response.aiter_bytes():
+                watch = self._watch(response, model)
+                async for chunk in watch.chunks():
                     if mode != "sse":
                         buffer += chunk
                         if len(buffer) > self.max_body_bytes:
@@ -226,7 +228,9 @@ class OpenAICompatibleProvider(Provider):
                         if mode != "sse":
                             continue
                         chunk, buffer = bytes(buffer), bytearray()
-                    for delta in parser.feed(chunk):
+                    deltas = parser.feed(chunk)
+                    watch.progressed(len(deltas))
+                    for delta in deltas:
                         yield self._seen(delta)
                     if parser.done:
                         return
@@ -260,8 +264,11 @@ class OpenAICompatibleProvider(Provider):
             ) as response:
                 responded = True
                 await self._raise_for_status(response)
-                async for chunk in response.aiter_bytes():
-                    for delta in parser.feed(chunk):
+                watch = self._watch(response, body.get("model"))
+                async for chunk in watch.chunks():
+                    deltas = parser.feed(chunk)
+                    watch.progressed(len(deltas))
+                    for delta in deltas:
                         yield self._seen(delta)
                     if parser.done:
                         return
@@ -269,6 +276,29 @@ class OpenAICompatibleProvider(Provider):
                     yield self._seen(delta)
         except (httpx.HTTPError, ProviderError) as exc:
             raise self._typed(exc, mid_stream=responded)  # noqa: B904 - chained in _typed
+
+    def _watch(self, response: httpx.Response, model: object) -> StreamWatch:
+        """The response's bytes under the request's deadlines (first token, stall, hung)."""
+        name = model if isinstance(model, str) and model else None
+        return StreamWatch(
+            response.aiter_bytes(),
+            where=f"{self.backend_label} at {self._base_url}",
+            base_url=self._base_url,
+            model=name,
+            probe=self._liveness_probe(name),
+        )
+
+    def _liveness_probe(self, model: str | None) -> Probe:
+        """While no token comes: does the server still answer its model list, and is the
+        model loaded? (A busy server answers it; a hung one does not.)"""
+
+        async def probe() -> str | None:
+            models = await self.list_models()
+            found = next((m for m in models if m.id == model), None) if model else None
+            state = found.state if found is not None else None
+            return None if state in (None, "unknown") else state
+
+        return probe
 
     def _seen(self, delta: StreamDelta) -> StreamDelta:
         if delta.stats is not None:
