@@ -182,7 +182,45 @@ class Settings(BaseModel):
         "LM Studio may be loading a model just in time.",
     )
     completion_timeout: float = Field(
-        20.0, gt=0, le=600, description="Seconds after which a completion request gives up."
+        20.0,
+        gt=0,
+        le=600,
+        description="Seconds after which a completion request gives up, whatever it waits for "
+        "(an upper bound on `completion_deadline`).",
+    )
+    completion_deadline: float = Field(
+        3.0,
+        gt=0,
+        le=600,
+        description="The typing deadline: seconds a completion waits for a loaded model. Past "
+        "it the editor gets an empty answer, the generation is closed (the backend stops, and "
+        "the next keystroke asks again) and you are told once what was waited for. A model "
+        "being loaded just in time is not waited for: completions are empty, with progress, "
+        "until it is loaded.",
+    )
+    first_token_timeout: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a chat command or code action waits for the first token of a "
+        "loaded model (long prompts on a CPU take a while). Time spent loading the model is "
+        "not counted. A server that answers nothing, not even its model list, is reported "
+        "as hung after about 8 s.",
+    )
+    stall_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Seconds without a new token, once an answer started streaming, after "
+        "which it ends with an error (a backend dripping bytes but no token counts as "
+        "stalled). What was received is kept. A slow but steady model is never cut off.",
+    )
+    load_timeout: float = Field(
+        300.0,
+        gt=0,
+        le=7200,
+        description="Seconds a just-in-time model load (LM Studio) may take, reported with "
+        "progress while it runs.",
     )
     command_timeout: float = Field(
         300.0,

@@ -235,6 +235,8 @@ async def _assist_with(
     backend = ls.backend
     settings = ls.settings
     model = await backend.model_for("chat")
+    # A model loaded just in time is waited for with progress, not against the first token.
+    await backend.ensure_loaded("chat", provider, model, wait=True, on_wait=progress.note)
     info = await backend.model_info(model, "chat")
     options = AssistOptions(
         model=model,

@@ -21,7 +21,9 @@ from lsprotocol import types
 from aigents_lsp.lsp.documents import LineDocument
 from aigents_lsp.lsp.server import AigentsServer, expect
 from aigents_lsp.paths import user_config_dir
-from aigents_lsp.providers.base import BackendTimeout, ProviderError
+from aigents_lsp.providers.base import ProviderError
+from aigents_lsp.providers.errors import BackendHung, ModelLoading
+from aigents_lsp.providers.waiting import WAIT_POLICY, WAIT_TRACKER, WaitPolicy, WaitTracker
 
 if TYPE_CHECKING:
     # The engine (templates, post-processing) loads on the first request, not at start-up.
@@ -156,8 +158,10 @@ async def target(ls: AigentsServer) -> Target:
 async def suggest(
     ls: AigentsServer, uri: str, position: types.Position, invoked: bool
 ) -> tuple[Suggestion, CompletionRequest, types.Position] | None:
-    """Run the engine; backend failures become a status change and one message, not an error
-    popup on every keystroke. A result for an older version of the document is never shown."""
+    """Run the engine within the typing deadline; backend failures become a status change and
+    one message per incident, not an error popup on every keystroke. A model being loaded just
+    in time gets an empty answer at once (the status and `$/progress` show the load). A result
+    for an older version of the document is never shown."""
     document = ls.workspace.text_documents.get(uri)
     if not isinstance(document, LineDocument):
         return None
@@ -167,11 +171,17 @@ async def suggest(
     if "\x00" in request.prefix[-2000:] or "\x00" in request.suffix[:2000]:
         return None  # binary content is never sent to a model
     backend = ls.backend
+    deadline = min(ls.settings.completion_deadline, ls.settings.completion_timeout)
+    # What the stream waits for, for the message when the deadline passes (this task only).
+    tracker = WaitTracker()
+    WAIT_TRACKER.set(tracker)
+    WAIT_POLICY.set(WaitPolicy(hung_probe_after=None))  # the deadline is the one limit here
     where: Target | None = None
     try:
-        async with asyncio.timeout(ls.settings.completion_timeout):
+        async with asyncio.timeout(deadline):
             for attempt in (1, 2):
                 where = await target(ls)
+                await backend.ensure_loaded("completion", where.provider, where.model, wait=False)
                 try:
                     async with backend.busy(where.model):
                         suggestion = await ls.completion_engine.complete(request, where)
@@ -184,17 +194,25 @@ async def suggest(
                         return None
         assert where is not None
         backend.mark_ready(where.model, where.provider)
+    except ModelLoading:  # shown by the status and `$/progress`; completions resume after it
+        return None
     except ProviderError as error:  # choosing the model failed (e.g. nothing answers)
         backend.report_error(error, where.provider if where else None)
         return None
     except TimeoutError:
-        backend.report_error(
-            BackendTimeout(
-                f"no completion after {ls.settings.completion_timeout:.0f} s",
-                hint="the backend is slow or busy; raise completion_timeout or use a smaller model",
-                base_url=backend.describe_provider(),
+        # Closed on purpose: the backend stops generating and the next keystroke asks again.
+        # Why it missed is looked at after the (empty) answer is sent.
+        if where is None:
+            backend.report_error(
+                BackendHung(
+                    f"no completion within {deadline:g} s: choosing the model took too long",
+                    hint=f"{backend.describe_provider()} does not answer its model list in "
+                    "time — it may be hung or overloaded; restart it or set aigents.model",
+                    base_url=ls.settings.base_url,
+                )
             )
-        )
+        else:
+            backend.explain_missed_deadline(where.provider, where.model, tracker, deadline)
         return None
     except Exception:  # a bug of ours must not cost the user their editor session
         log.exception("completion failed at %s", uri)

@@ -23,6 +23,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from aigents_lsp.lsp.progress import Progress
+from aigents_lsp.providers.waiting import WAIT_POLICY, WAIT_TRACKER, WaitPolicy, WaitTracker
 
 if TYPE_CHECKING:
     from aigents_lsp.lsp.server import AigentsServer
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 REPORT_EVERY_SECONDS = 0.15  # live text is sent at most this often
+BUDGET_TICK_SECONDS = 0.25
 
 
 class AigentsProtocol(LanguageServerProtocol):
@@ -139,6 +141,7 @@ class LiveProgress(Progress):
         self._task = job_task
         self._last_report = 0.0
         self._started = time.perf_counter()
+        self.so_far = ""
 
     async def begin(self, message: str = "", percentage: int | None = None) -> bool:
         if not await super().begin(message, percentage):
@@ -152,6 +155,7 @@ class LiveProgress(Progress):
 
     def text(self, so_far: str) -> None:
         """Report the answer so far (throttled), with the generation speed."""
+        self.so_far = so_far  # kept for the error if the stream fails later
         now = time.perf_counter()
         if self.token is None or now - self._last_report < REPORT_EVERY_SECONDS:
             return
@@ -164,36 +168,108 @@ class LiveProgress(Progress):
         self.report(message)
 
 
+def _wait_policy(ls: AigentsServer, progress: LiveProgress) -> WaitPolicy:
+    settings = ls.settings
+    return WaitPolicy(
+        first_token=settings.first_token_timeout,
+        stall=settings.stall_timeout,
+        load=settings.load_timeout,
+        on_wait=progress.note,
+    )
+
+
+class _Budget:
+    """`command_timeout` counts the time spent on the model only: while the model's answer
+    is complete and the job waits for the editor (to apply an edit, show a document), the
+    deadline moves on. The editor gets `command_timeout` of its own."""
+
+    def __init__(self, timeout: float, tracker: WaitTracker, scope: asyncio.Timeout) -> None:
+        self.timeout = timeout
+        self.editor_seconds = 0.0
+        self._tracker = tracker
+        self._scope = scope
+        self._handle: asyncio.TimerHandle | None = None
+        self._tick()
+
+    def waiting_for_editor(self) -> bool:
+        return self._tracker.phase == "done" and self._tracker.active == 0
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.waiting_for_editor() and self.editor_seconds < self.timeout:
+            self.editor_seconds += BUDGET_TICK_SECONDS
+            when = self._scope.when()
+            if when is not None:
+                self._scope.reschedule(when + BUDGET_TICK_SECONDS)
+        self._handle = loop.call_later(BUDGET_TICK_SECONDS, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+
+def _failed(title: str, error: JsonRpcException, so_far: str) -> JsonRpcException:
+    """The error, with what the model had already written (never lost) in its data."""
+    if not so_far:
+        return error
+    data = error.data if isinstance(error.data, dict) else {}
+    error.data = {**data, "partial": so_far}
+    error.message = (
+        f"{error.message} (the {len(so_far)} characters received before it are kept in the "
+        "error's data.partial)"
+    )
+    return error
+
+
 async def run_job(
     ls: AigentsServer,
     title: str,
     work: Callable[[LiveProgress], Awaitable[T]],
 ) -> T:
-    """Run `work` as a tracked, cancellable job with live progress; always answer."""
+    """Run `work` as a tracked, cancellable job with live progress; always answer. `$/progress`
+    says what is waited for (a model load, the first token, the editor) and for how long; the
+    first-token, stall and load deadlines come from the settings (`WaitPolicy`)."""
     task = asyncio.current_task()
     assert task is not None
     job = Job(title, ls.protocol.msg_id, task)
     key = ls.jobs.add(job)
     progress = LiveProgress(ls, title, task)
     timeout = ls.settings.command_timeout
+    tracker = WaitTracker()
+    WAIT_TRACKER.set(tracker)  # this job's task and what it starts only
+    WAIT_POLICY.set(_wait_policy(ls, progress))
+    budget: _Budget | None = None
     try:
         await progress.begin()
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeout) as scope:
+            budget = _Budget(timeout, tracker, scope)
             result = await work(progress)
         progress.end("done")
         return result
     except TimeoutError:
         progress.end("timed out")
-        raise JsonRpcException(
-            message=f"{title}: no answer after {timeout:.0f} s (setting command_timeout); the "
-            "backend may be overloaded or loading a model"
-        ) from None
+        if budget is not None and budget.waiting_for_editor():
+            message = (
+                f"{title}: the model had answered, but the editor did not answer for "
+                f"{budget.editor_seconds:.0f} s (applying the edit or showing the answer)"
+            )
+        else:
+            message = (
+                f"{title}: no complete answer after {timeout:.0f} s (setting command_timeout); "
+                f"it was waiting for {tracker.describe()}"
+            )
+        raise _failed(title, JsonRpcException(message=message), progress.so_far) from None
     except asyncio.CancelledError:
         progress.end("cancelled")
         # An exception the client can be answered with (a bare CancelledError never is).
         raise JsonRpcRequestCancelled(f"{title}: cancelled") from None
+    except JsonRpcException as error:
+        progress.end("failed")
+        raise _failed(title, error, progress.so_far) from None
     except BaseException:
         progress.end("failed")
         raise
     finally:
+        if budget is not None:
+            budget.stop()
         ls.jobs.remove(key)

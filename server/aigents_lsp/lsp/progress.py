@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CREATE_TIMEOUT_SECONDS = 5.0
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 
 
 def supports_progress(ls: LanguageServer) -> bool:
@@ -72,3 +74,37 @@ class Progress:
             self._ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
             self._ls.work_done_progress.tokens.pop(self.token, None)
             self.token = None
+
+
+class QueuedProgress:
+    """A progress bar fed from synchronous callbacks (a model load reporting how far it is):
+    updates are queued and sent in order by one task, after the token was created."""
+
+    def __init__(self, ls: LanguageServer, title: str, spawn: Spawn) -> None:
+        self._progress = Progress(ls, title)
+        self._spawn = spawn
+        self._queue: list[tuple[str, int | None, bool]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._begun = False
+        self.ended = False
+
+    def update(self, message: str, percent: int | None, done: bool) -> None:
+        self._queue.append((message, percent, done))
+        if self._task is None or self._task.done():
+            self._task = self._spawn(self._drain(), f"progress {self._progress.title}")
+
+    async def _drain(self) -> None:
+        while self._queue:
+            message, percent, done = self._queue.pop(0)
+            try:
+                if not self._begun:
+                    self._begun = True
+                    if not await self._progress.begin(message, percent):
+                        continue  # the editor shows no progress: later updates are no-ops
+                if done:
+                    self._progress.end(message)
+                    self.ended = True
+                else:
+                    self._progress.report(message, percent)
+            except Exception as exc:
+                log.debug("progress not sent (%s): %s", exc, message)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from aigents_lsp.assist.tools import WorkspaceTools
     from aigents_lsp.completion.engine import CompletionEngine
     from aigents_lsp.config import Settings, SettingsProblem
-    from aigents_lsp.lsp.progress import Progress
+    from aigents_lsp.lsp.progress import Progress, QueuedProgress
     from aigents_lsp.lsp.search import IndexService
     from aigents_lsp.workspace.ignore import IgnoreRules
 
@@ -61,6 +61,7 @@ class AigentsServer(LanguageServer):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._engine_progress: Progress | None = None
         self._progress_queue: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
+        self._load_bars: dict[str, QueuedProgress] = {}
         self._progress_task: asyncio.Task[Any] | None = None
         self.editor_log_handler = EditorLogHandler(self._log_to_editor)
 
@@ -127,6 +128,7 @@ class AigentsServer(LanguageServer):
                 on_status=self.send_status,
                 on_notice=self.notify_user,
                 on_progress=self.engine_progress,
+                on_loading=self.model_load_progress,
             )
         return self._backend
 
@@ -244,6 +246,21 @@ class AigentsServer(LanguageServer):
         self._progress_queue.put_nowait((message, percent))
         if self._progress_task is None or self._progress_task.done():
             self._progress_task = self.run_task(self._drain_progress(), "engine-progress")
+
+    def model_load_progress(
+        self, model: str, message: str, percent: int | None, done: bool
+    ) -> None:
+        """A just-in-time model load as `$/progress` ("aigents: loading model X")."""
+        from aigents_lsp.lsp.progress import QueuedProgress
+
+        bar = self._load_bars.get(model)
+        if bar is None or bar.ended:
+            bar = self._load_bars[model] = QueuedProgress(
+                self, f"aigents: loading model {model}", self.run_task
+            )
+        bar.update(message, percent, done)
+        if done:
+            self._load_bars.pop(model, None)
 
     async def _drain_progress(self) -> None:
         from aigents_lsp.lsp.progress import Progress

@@ -19,12 +19,20 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from aigents_lsp.providers.base import BackendUnavailable, ModelInfo, Provider, ProviderError
+from aigents_lsp.providers.base import (
+    BackendTimeout,
+    BackendUnavailable,
+    ModelInfo,
+    Provider,
+    ProviderError,
+)
+from aigents_lsp.providers.errors import BackendHung, FirstTokenTimeout, ModelLoading, StreamStalled
 from aigents_lsp.providers.presets import PRESETS, build_provider, is_loopback
+from aigents_lsp.providers.waiting import WaitTracker
 
 if TYPE_CHECKING:
     from aigents_lsp.config import Endpoint, Settings
@@ -69,6 +77,27 @@ class Status:
 ProgressCallback = Callable[[str, int | None], None]
 StatusCallback = Callable[[Status], None]
 NoticeCallback = Callable[[str, Literal["info", "warning", "error"]], None]
+LoadingCallback = Callable[[str, str, int | None, bool], None]
+"""`(model, message, percent, done)`: a just-in-time model load, for `$/progress`."""
+DIAGNOSE_SECONDS = 1.5  # the quick look at the backend after a completion missed its deadline
+
+
+@dataclass
+class ModelLoad:
+    """A just-in-time load the server waits for (one per model)."""
+
+    model: str
+    where: str
+    started: float
+    fraction: float | None = None
+    task: asyncio.Task[float] = field(init=False)
+
+    def describe(self) -> str:
+        done = f"{self.fraction * 100:.0f} %, " if self.fraction is not None else ""
+        return f"loading model {self.model} in {self.where} ({done}{self.seconds():.0f} s)"
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
 
 
 def _connection_key(settings: Settings) -> tuple[object, ...]:
@@ -95,11 +124,14 @@ class Backend:
         on_status: StatusCallback | None = None,
         on_notice: NoticeCallback | None = None,
         on_progress: ProgressCallback | None = None,
+        on_loading: LoadingCallback | None = None,
     ) -> None:
         self.settings = settings
         self._on_status = on_status or (lambda status: None)
         self._on_notice = on_notice or (lambda message, level: None)
         self._on_progress = on_progress
+        self._on_loading = on_loading or (lambda model, message, percent, done: None)
+        self._loads: dict[str, ModelLoad] = {}
         self._provider: Provider | None = None
         self._embedded: Provider | None = None
         self._lmstudio: Provider | None = None
@@ -110,6 +142,7 @@ class Backend:
         self._told_embedded = False
         self._warned_hosts: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
+        self._diagnosis: asyncio.Task[None] | None = None
         self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         # Session choices (`aigents.selectModel`) over the settings, until the setting changes.
         self.model_overrides: dict[Task, str] = {}
@@ -140,32 +173,49 @@ class Backend:
             self.status = status
             self._on_status(status)
 
+    def _idle_state(self) -> State:
+        return "busy" if self._busy or self._loads else "ready"
+
     def mark_ready(self, model: str | None = None, provider: Provider | None = None) -> None:
-        """A request succeeded: the incident (if any) is over."""
+        """A request succeeded: the incident (if any) is over. Recovery is news for the
+        status and the log only: one incident, one message."""
         self._down.discard(id(provider or self._provider))
+        message = ""
         if self._incident is not None:
-            log.info("backend recovered: %s", self.describe_provider())
+            where = provider or self._provider
+            message = f"{where.name} at {where.base_url} is back" if where else "back"
+            log.info("backend recovered: %s", message)
         self._incident = None
-        state: State = "busy" if self._busy else "ready"
-        self._set_status(Status(state, self.describe_provider(), model or self.status.model))
+        if self._loads:
+            message = next(iter(self._loads.values())).describe()
+        self._set_status(
+            Status(
+                self._idle_state(), self.describe_provider(), model or self.status.model, message
+            )
+        )
 
     def report_error(self, error: ProviderError, provider: Provider | None = None) -> None:
-        """Set the status; tell the user once per incident (a change of error kind is news).
+        """Set the status; tell the user once per incident, whatever else fails before the
+        backend answers again (completion, commands, index and health checks alike: a
+        different error during the incident goes to the status and the log).
         A routed provider that stopped answering hands its tasks to the next one instead."""
         if error.kind == "server_down" and self._fail_over(error, provider):
             return
         offline = error.kind in ("server_down", "timeout")
         state: State = "offline" if offline else "error"
         self._set_status(Status(state, self.describe_provider(), self.status.model, str(error)))
-        if self._incident != error.kind:
+        if self._incident is None:
             self._incident = error.kind
             self._on_notice(str(error), "error")
         else:
-            log.info("backend still failing (%s): %s", error.kind, error.message)
+            self._incident = error.kind
+            log.warning("backend still failing (%s): %s", error.kind, error)
         # Health checks decide recovery only when nothing answered at all: a backend that is
         # slow to generate, or answers 503, still lists its models, and would be declared back
-        # at once (then fail again: "back" and the error, every second).
+        # at once (then fail again: "back" and the error, every second). A hung backend did
+        # not answer its model list either: that list answering again is recovery.
         down = error.kind == "server_down" and error.status is None
+        down = down or isinstance(error, BackendHung)
         if down and (self._recovery is None or self._recovery.done()):
             self._recovery = asyncio.get_running_loop().create_task(self._watch_for_recovery())
 
@@ -179,8 +229,7 @@ class Backend:
             if provider is None or self._incident is None:
                 return
             if await _answers(provider) and self._incident is not None:
-                self._on_notice(f"aigents: {provider.name} at {provider.base_url} is back.", "info")
-                self.mark_ready()
+                self.mark_ready()  # the status says it is back; no second message
                 return
             delay = min(delay * 2, RECOVERY_MAX_SECONDS)
 
@@ -221,7 +270,7 @@ class Backend:
             await asyncio.sleep(delay)
             if await _answers(provider):
                 self._down.discard(id(provider))
-                self._on_notice(f"aigents: {provider.name} at {provider.base_url} is back.", "info")
+                log.info("%s at %s is back", provider.name, provider.base_url)
                 for task in list(self._serving):
                     self._choose(task)
                 self.mark_ready(provider=provider)
@@ -245,8 +294,8 @@ class Backend:
                     "(aigents.routes): your code leaves this machine.",
                     "warning",
                 )
-            elif previous is not None:
-                self._on_notice(f"aigents: {task} now served by {provider.name}.", "info")
+            elif previous is not None:  # the status shows who serves: no second message
+                log.info("%s now served by %s", task, provider.name)
             self._set_status(replace(self.status, provider=self.describe_provider()))
         return chosen
 
@@ -285,12 +334,180 @@ class Backend:
         finally:
             timer.cancel()
             self._busy -= 1
-            if self._busy == 0 and self.status.state == "busy":
+            if self._busy == 0 and not self._loads and self.status.state == "busy":
                 self._set_status(replace(self.status, state="ready"))
 
     def _show_busy(self, model: str | None) -> None:
         if self._busy and self._incident is None:
             self._set_status(Status("busy", self.describe_provider(), model or self.status.model))
+
+    # --- a backend that is there but not answering ------------------------------------------
+
+    async def ensure_loaded(
+        self,
+        task: Task,
+        provider: Provider,
+        model: str | None,
+        *,
+        wait: bool,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        """Make sure `model` is loaded before a request is sent to it. A model LM Studio says is
+        not loaded is loaded once (one load per model, whoever asks, with `$/progress`): a
+        completion does not wait (`ModelLoading` at once: its answer would come far too late),
+        a command waits, told how far the load is. The load's time is never counted against the
+        first-token deadline."""
+        if model is None or not callable(getattr(provider, "load_just_in_time", None)):
+            return
+        load = self._loads.get(model)
+        if load is None:
+            info = await self.model_info(model, task)
+            if info is None or info.state not in ("not-loaded", "loading"):
+                return
+            load = self._start_load(provider, model)
+        if not wait:
+            raise ModelLoading(
+                load.describe(),
+                hint="completions start when the model is loaded",
+                base_url=provider.base_url,
+            )
+        while not load.task.done():
+            if on_wait is not None:
+                on_wait(load.describe())
+            await asyncio.wait({load.task}, timeout=1.0)  # never cancels the load itself
+        if not load.task.cancelled() and (failure := load.task.exception()) is not None:
+            raise failure
+
+    def _start_load(self, provider: Provider, model: str) -> ModelLoad:
+        where = getattr(provider, "backend_label", provider.name)
+        loop = asyncio.get_running_loop()
+        load = ModelLoad(model, where, time.monotonic())
+        load.task = loop.create_task(self._load(provider, load), name=f"load {model}")
+        load.task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved
+        self._loads[model] = load
+        log.info("%s", load.describe())
+        self._on_loading(model, load.describe(), 0, False)
+        self._set_status(
+            Status("busy", self.describe_provider(), self.status.model, load.describe())
+        )
+        return load
+
+    async def _load(self, provider: Provider, load: ModelLoad) -> float:
+        shown = [-1.0]
+
+        def progress(fraction: float | None) -> None:
+            load.fraction = fraction if fraction is not None else load.fraction
+            percent = int(load.fraction * 100) if load.fraction is not None else None
+            now = load.seconds()
+            if now - shown[0] < 0.5:  # a report every half second at most
+                return
+            shown[0] = now
+            self._on_loading(load.model, load.describe(), percent, False)
+            if self._incident is None:
+                self._set_status(replace(self.status, state="busy", message=load.describe()))
+
+        loader = getattr(provider, "load_just_in_time")  # noqa: B009 - checked by the caller
+        try:
+            async with asyncio.timeout(self.settings.load_timeout):
+                seconds: float = await loader(load.model, progress)
+        except TimeoutError:
+            error: ProviderError = BackendTimeout(
+                f"the model {load.model} was still loading after {load.seconds():.0f} s",
+                hint=f"{load.where} at {provider.base_url} takes longer than load_timeout to "
+                "load it — load it there first (`lms load`), pick a smaller model, or raise "
+                "aigents.loadTimeout",
+                base_url=provider.base_url,
+            )
+            self._end_load(load, f"{load.model}: not loaded in time")
+            self.report_error(error, provider)
+            raise error from None
+        except ProviderError as failure:
+            self._end_load(load, f"{load.model}: loading failed")
+            self.report_error(failure, provider)
+            raise
+        except BaseException:
+            self._end_load(load, f"{load.model}: loading stopped")
+            raise
+        log.info("model %s loaded in %.1f s", load.model, seconds)
+        self._end_load(load, f"{load.model} loaded in {load.seconds():.0f} s")
+        return seconds
+
+    def _end_load(self, load: ModelLoad, message: str) -> None:
+        self._loads.pop(load.model, None)
+        self.forget_model_info()  # the state and the loaded context length changed
+        self._on_loading(load.model, message, 100, True)
+        if self._incident is None:
+            self._set_status(
+                Status(self._idle_state(), self.describe_provider(), self.status.model, message)
+            )
+
+    def explain_missed_deadline(
+        self, provider: Provider, model: str | None, tracker: WaitTracker, deadline: float
+    ) -> None:
+        """Look (in the background, once at a time) at why a completion missed its deadline,
+        and report it as an incident (or as a model load)."""
+        if self._diagnosis is not None and not self._diagnosis.done():
+            return
+
+        async def diagnose() -> None:
+            try:
+                error = await self.missed_deadline(provider, model, tracker, deadline)
+            except Exception:  # a look at the backend must never take the server down
+                log.exception("diagnosing a missed completion deadline failed")
+                return
+            if error is not None:
+                self.report_error(error, provider)
+
+        self._diagnosis = asyncio.get_running_loop().create_task(diagnose(), name="diagnosis")
+
+    async def missed_deadline(
+        self, provider: Provider, model: str | None, tracker: WaitTracker, deadline: float
+    ) -> ProviderError | None:
+        """Why a completion missed its typing deadline, as the error the user is told (None:
+        the model is loading, which the status and `$/progress` show instead)."""
+        where = f"{getattr(provider, 'backend_label', provider.name)} at {provider.base_url}"
+        within = f"no completion within {deadline:g} s (completionDeadline)"
+        if tracker.phase == "receiving":
+            if not tracker.tokens:
+                return StreamStalled(
+                    f"{within}: only {tracker.bytes} bytes came, no complete token",
+                    hint=f"{where} is sending its answer a few bytes at a time — the network or "
+                    "the server is very slow; check it, or use a server closer to you",
+                    base_url=provider.base_url,
+                )
+            return FirstTokenTimeout(
+                f"{within}: the answer was still coming ({tracker.tokens} tokens)",
+                hint=f"{where} generates more slowly than you type — use a smaller or faster "
+                "model, lower aigents.completionMaxTokens, or raise aigents.completionDeadline",
+                base_url=provider.base_url,
+            )
+        state: str | None = None
+        check = getattr(provider, "model_state", None)
+        if callable(check) and model is not None:
+            try:
+                async with asyncio.timeout(DIAGNOSE_SECONDS):
+                    state = await check(model)
+            except (ProviderError, TimeoutError):
+                return BackendHung(
+                    f"{within}, and the model list does not answer either",
+                    hint=f"{where} accepted the request but is not answering at all — it may be "
+                    "hung or overloaded; restart it (or the model) and try again",
+                    base_url=provider.base_url,
+                )
+        if state in ("loading", "not-loaded") and model is not None:
+            try:
+                await self.ensure_loaded("completion", provider, model, wait=False)
+            except ModelLoading:
+                return None
+        waited = "the first token" if tracker.phase in ("first-token", "idle") else "an answer"
+        loaded = f" (model {model} loaded)" if state == "loaded" else ""
+        return FirstTokenTimeout(
+            f"{within}: waited for {waited}{loaded}",
+            hint=f"{where} answers but did not start the completion in time — it may be busy "
+            "with another request or a long prompt; completions are empty until it is faster "
+            "(or raise aigents.completionDeadline)",
+            base_url=provider.base_url,
+        )
 
     # --- provider selection ---------------------------------------------------------------
 
@@ -511,6 +728,10 @@ class Backend:
     async def aclose(self) -> None:
         if self._recovery is not None:
             self._recovery.cancel()
+        for load in list(self._loads.values()):
+            load.task.cancel()
+        if self._diagnosis is not None:
+            self._diagnosis.cancel()
         for watcher in self._watchers.values():
             watcher.cancel()
         async with self._lock:
