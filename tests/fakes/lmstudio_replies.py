@@ -243,3 +243,24 @@ def api_v1_model(entry: dict[str, Any]) -> dict[str, Any]:
             "trained_for_tool_use": "tool_use" in capabilities,
         },
     }
+
+
+def native_chat_result(model: str, text: str, loaded_now: bool) -> dict[str, Any]:
+    """The `chat.end` result (and non-streamed body) of `POST /api/v1/chat`; shape from
+    `shared/lmstudio/fixtures/api_v1_chat_nonstream.json` (`model_load_time_seconds` only
+    when this request loaded the model)."""
+    stats: dict[str, Any] = {
+        "input_tokens": 1,
+        "total_output_tokens": 1,
+        "reasoning_output_tokens": 0,
+        "tokens_per_second": 50.0,
+        "time_to_first_token_seconds": 0.1,
+    }
+    if loaded_now:
+        stats["model_load_time_seconds"] = 0.1
+    return {
+        "model_instance_id": model,
+        "output": [{"type": "message", "content": text}],
+        "stats": stats,
+        "response_id": "resp_" + "0" * 48,
+    }

@@ -209,6 +209,7 @@ class FakeLMStudio:
         self.disconnects = 0
         self.refused = False
         self.jit_loaded: list[str] = []  # models loaded just in time, oldest first
+        self.native_chats = 0  # POST /api/v1/chat requests served
         self._lock = threading.RLock()
         self._slots: tuple[int, threading.Semaphore] | None = None
         self._stopping = threading.Event()
@@ -311,6 +312,7 @@ class FakeLMStudio:
             self.requests.clear()
             self.generations.clear()
             self.disconnects = 0
+            self.native_chats = 0
             self.jit_loaded.clear()
         self.accept()
 
@@ -329,6 +331,7 @@ class FakeLMStudio:
                 "disconnects": self.disconnects,
                 "refused": self.refused,
                 "jit_loaded": list(self.jit_loaded),
+                "native_chats": self.native_chats,
                 "requests": [dataclasses.asdict(r) for r in self.requests],
                 "generations": [dataclasses.asdict(g) for g in self.generations],
             }
@@ -518,6 +521,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._load(b, request)
         elif method == "POST" and path == "/api/v1/models/unload" and native and b.api_v1:
             self._unload(b, request)
+        elif method == "POST" and path == "/api/v1/chat" and native and b.api_v1:
+            self._native_chat(b, request)
         elif method == "POST" and path in ("/v1/chat/completions", "/api/v0/chat/completions"):
             _Generation(self, b, request, "chat", native).run()
         elif method == "POST" and path in ("/v1/completions", "/api/v0/completions"):
@@ -617,15 +622,32 @@ class _Handler(BaseHTTPRequestHandler):
                     if not any(m["state"] == "loaded" for m in models):
                         return None, wire.NO_MODELS_LOADED
                     return None, wire.invalid_model(str(requested), known)
-                entry["state"] = "loaded"  # loaded just in time
-                entry["loaded_context_length"] = min(4096, entry.get("max_context_length") or 4096)
                 self._just_in_time(b, entry)
                 loading = b.load_delay
+                entry["state"] = "loading" if loading else "loaded"  # loaded just in time
+            elif entry["state"] == "loading":  # another request is loading it: wait with it
+                loading = -1.0
             else:
                 loading = 0.0
-        if loading:
-            time.sleep(loading)
+        if loading > 0:
+            self._jit_loading(entry, loading)
+        elif loading < 0:
+            while entry["state"] == "loading" and not self.server.fake._stopping.is_set():
+                time.sleep(0.01)
         return entry, None
+
+    def _jit_loading(self, entry: dict[str, Any], seconds: float, on_step: Any = None) -> None:
+        """A just-in-time load: the state is `loading` for `seconds` (LM Studio finishes a load
+        even when the client leaves), then `loaded`; `on_step(fraction)` as it goes."""
+        fake = self.server.fake
+        started = time.monotonic()
+        while (done := time.monotonic() - started) < seconds and not fake._stopping.is_set():
+            if on_step is not None:
+                on_step(min(done / seconds, 1.0))
+            time.sleep(min(0.25, seconds / 8))
+        with fake._lock:
+            entry["state"] = "loaded"
+            entry["loaded_context_length"] = min(4096, entry.get("max_context_length") or 4096)
 
     def _just_in_time(self, b: Behaviour, entry: dict[str, Any]) -> None:
         """Record a just-in-time load; with auto-evict, unload the previous JIT model."""
@@ -701,6 +723,60 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, wire.invalid_model(str(instance), [m["id"] for m in b.models]))
             return
         self._send_json(200, {"instance_id": instance})
+
+    # --- native chat (LM Studio 0.4) ---------------------------------------------------------
+
+    def _native_chat(self, b: Behaviour, request: dict[str, Any]) -> None:
+        """`POST /api/v1/chat`, streamed with named events as in
+        `shared/lmstudio/fixtures/api_v1_chat_stream.txt`: `model_load.*` when the model is
+        loaded for this request, `prompt_processing.*`, `message.*`, then `chat.end`."""
+        fake = self.server.fake
+        requested = request.get("model")
+        with fake._lock:
+            entry = next((m for m in b.models if m["id"] == requested), None)
+            if entry is None:
+                known = [m["id"] for m in b.models]
+                self._send_json(400, wire.invalid_model(str(requested), known))
+                return
+            load = entry["state"] != "loaded"
+            if load:
+                self._just_in_time(b, entry)
+                entry["state"] = "loading"
+            fake.native_chats += 1
+        if not request.get("stream"):
+            if load:
+                self._jit_loading(entry, b.load_delay)
+            self._send_json(200, wire.native_chat_result(str(requested), "Hi", load))
+            return
+        self._start_sse()
+
+        def send(kind: str, **fields: Any) -> None:
+            data = json.dumps({"type": kind, **fields})
+            self._write_chunk(f"event: {kind}\ndata: {data}\n\n".encode())
+
+        try:
+            send("chat.start", model_instance_id=requested)
+            if load:
+                send("model_load.start", model_instance_id=requested)
+                self._jit_loading(
+                    entry,
+                    b.load_delay,
+                    lambda f: send(
+                        "model_load.progress", model_instance_id=requested, progress=round(f, 2)
+                    ),
+                )
+                send("model_load.end", model_instance_id=requested, load_time_seconds=b.load_delay)
+            send("prompt_processing.start")
+            send("prompt_processing.end")
+            send("message.start")
+            send("message.delta", content="Hi")
+            send("message.end")
+            send("chat.end", result=wire.native_chat_result(str(requested), "Hi", load))
+            self._end_chunks()
+        except _ClientGone:
+            if load:  # LM Studio finishes a load even when the client leaves
+                self._jit_loading(entry, 0.0)
+            self.close_connection = True
 
     # --- embeddings -----------------------------------------------------------------------
 
