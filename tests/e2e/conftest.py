@@ -61,6 +61,8 @@ class StatusClient(LanguageClient):
         self.versions: dict[str, int] = {}  # the version of each document open in the editor
         self.applied: list[types.WorkspaceEdit] = []
         self.questions: list[types.ShowMessageRequestParams] = []
+        self.apply_asked = 0  # workspace/applyEdit requests received
+        self.apply_gate: asyncio.Event | None = None  # set: applyEdit waits for it (a user)
 
     @property
     def encoding(self) -> str:
@@ -106,9 +108,12 @@ def make_client() -> StatusClient:
         return params.actions[0] if params.actions else None  # the user picks the first
 
     @client.feature(types.WORKSPACE_APPLY_EDIT)
-    def on_apply_edit(
+    async def on_apply_edit(
         ls: StatusClient, params: types.ApplyWorkspaceEditParams
     ) -> types.ApplyWorkspaceEditResult:
+        ls.apply_asked += 1
+        if ls.apply_gate is not None:
+            await ls.apply_gate.wait()
         # Like VS Code and Neovim: an edit for another version of an open document is
         # refused whole, and an applied one reaches the server as a didChange.
         ls.applied.append(params.edit)

@@ -96,7 +96,8 @@ async def test_slow_backend_times_out_clearly(start_server: Any, fake_lmstudio: 
     text = "value = "
     open_doc(client, uri, text)
     assert await inline(client, uri, end_of(text)) == []
-    await until(lambda: any("no completion after" in m.message for m in client.messages))
+    await until(lambda: any("no completion within" in m.message for m in client.messages))
+    assert "first token" in client.messages[-1].message  # what was waited for
     assert client.statuses[-1]["state"] == "offline"
     try:
         await client.workspace_execute_command_async(
@@ -131,8 +132,14 @@ async def test_status_recovers_by_itself_when_the_backend_returns(start_server: 
         assert await inline(client, uri, end_of(text)) == []
         await until(lambda: client.statuses[-1]["state"] == "offline")
         fake = _fake(port).start()
-        # no request from the editor: the server's own health checks notice
+        # no request from the editor: the server's own health checks notice, and say so in
+        # the status and the log, not in a second message
         await until(lambda: client.statuses[-1]["state"] == "ready", seconds=15)
-        assert any("is back" in m.message for m in client.messages)
+        assert "is back" in client.statuses[-1]["message"]
+        await client.workspace_execute_command_async(  # every message sent before arrived
+            types.ExecuteCommandParams(command="aigents.stats", arguments=[])
+        )
+        told = [m.message for m in client.messages if "completion stats" not in m.message]
+        assert len(told) == 1, told  # the incident, once
     finally:
         fake.stop()

@@ -150,6 +150,7 @@ class Behaviour:
     cut_after: int | None = None  # tokens, then half a frame and the socket closes
     truncate_after: int | None = None  # tokens, then half a frame and a clean end
     silent: bool = False  # accept the request, never answer
+    stall_after: int | None = None  # tokens, then silence with the connection open
     drip: float = 0.0  # send frames a few bytes at a time, this many seconds apart
     wrong_content_type: bool = False  # SSE bytes labelled text/plain
     ignore_stream: bool = False  # answer streaming requests with a whole JSON body
@@ -1111,6 +1112,10 @@ class _Generation:
                 h._write_chunk(data[: len(data) // 2])
                 h._abort()
                 return
+            if b.stall_after is not None and record.sent == b.stall_after and is_token:
+                while not h._client_gone() and not self.fake._stopping.is_set():
+                    time.sleep(0.01)
+                raise _ClientGone
             if b.truncate_after is not None and record.sent == b.truncate_after:
                 h._write_chunk(data[: len(data) // 2])
                 h._end_chunks()

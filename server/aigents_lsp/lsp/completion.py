@@ -171,7 +171,13 @@ async def suggest(
     if "\x00" in request.prefix[-2000:] or "\x00" in request.suffix[:2000]:
         return None  # binary content is never sent to a model
     backend = ls.backend
-    deadline = min(ls.settings.completion_deadline, ls.settings.completion_timeout)
+    settings = ls.settings
+    deadline = min(settings.completion_deadline, settings.completion_timeout)
+    setting = (
+        "completionDeadline"
+        if settings.completion_deadline <= settings.completion_timeout
+        else "completionTimeout"
+    )
     # What the stream waits for, for the message when the deadline passes (this task only).
     tracker = WaitTracker()
     WAIT_TRACKER.set(tracker)
@@ -212,7 +218,7 @@ async def suggest(
                 )
             )
         else:
-            backend.explain_missed_deadline(where.provider, where.model, tracker, deadline)
+            backend.explain_missed_deadline(where.provider, where.model, tracker, deadline, setting)
         return None
     except Exception:  # a bug of ours must not cost the user their editor session
         log.exception("completion failed at %s", uri)

@@ -442,7 +442,12 @@ class Backend:
             )
 
     def explain_missed_deadline(
-        self, provider: Provider, model: str | None, tracker: WaitTracker, deadline: float
+        self,
+        provider: Provider,
+        model: str | None,
+        tracker: WaitTracker,
+        deadline: float,
+        setting: str = "completionDeadline",
     ) -> None:
         """Look (in the background, once at a time) at why a completion missed its deadline,
         and report it as an incident (or as a model load)."""
@@ -451,7 +456,7 @@ class Backend:
 
         async def diagnose() -> None:
             try:
-                error = await self.missed_deadline(provider, model, tracker, deadline)
+                error = await self.missed_deadline(provider, model, tracker, deadline, setting)
             except Exception:  # a look at the backend must never take the server down
                 log.exception("diagnosing a missed completion deadline failed")
                 return
@@ -461,12 +466,17 @@ class Backend:
         self._diagnosis = asyncio.get_running_loop().create_task(diagnose(), name="diagnosis")
 
     async def missed_deadline(
-        self, provider: Provider, model: str | None, tracker: WaitTracker, deadline: float
+        self,
+        provider: Provider,
+        model: str | None,
+        tracker: WaitTracker,
+        deadline: float,
+        setting: str = "completionDeadline",
     ) -> ProviderError | None:
         """Why a completion missed its typing deadline, as the error the user is told (None:
         the model is loading, which the status and `$/progress` show instead)."""
         where = f"{getattr(provider, 'backend_label', provider.name)} at {provider.base_url}"
-        within = f"no completion within {deadline:g} s (completionDeadline)"
+        within = f"no completion within {deadline:g} s ({setting})"
         if tracker.phase == "receiving":
             if not tracker.tokens:
                 return StreamStalled(
@@ -505,7 +515,7 @@ class Backend:
             f"{within}: waited for {waited}{loaded}",
             hint=f"{where} answers but did not start the completion in time — it may be busy "
             "with another request or a long prompt; completions are empty until it is faster "
-            "(or raise aigents.completionDeadline)",
+            f"(or raise aigents.{setting})",
             base_url=provider.base_url,
         )
 

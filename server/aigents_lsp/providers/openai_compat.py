@@ -206,17 +206,22 @@ class OpenAICompatibleProvider(Provider):
         )
         responded = False
         log.debug("POST %s (stream, model %s)", self._url(path), model)
+        watch = self._watch(model)
         try:
-            async with self._client.stream(
-                "POST", self._url(path), json=body, headers=self._headers(stream=True)
-            ) as response:
+            async with contextlib.AsyncExitStack() as stack:
+                response = await watch.opening(
+                    stack.enter_async_context(
+                        self._client.stream(
+                            "POST", self._url(path), json=body, headers=self._headers(stream=True)
+                        )
+                    )
+                )
                 responded = True
                 await self._raise_for_status(response)
                 # "sse" | "json" | None (undecided: some servers send SSE with another type)
                 mode = "sse" if "event-stream" in response.headers.get("content-type", "") else None
                 buffer = bytearray()
-                watch = self._watch(response, model)
-                async for chunk in watch.chunks():
+                async for chunk in watch.chunks(response.aiter_bytes()):
                     if mode != "sse":
                         buffer += chunk
                         if len(buffer) > self.max_body_bytes:
@@ -243,6 +248,8 @@ class OpenAICompatibleProvider(Provider):
                     yield self._seen(delta)
         except (httpx.HTTPError, ProviderError) as exc:
             raise self._typed(exc, mid_stream=responded)  # noqa: B904 - chained in _typed
+        finally:
+            watch.end(answered=parser.done)
 
     async def _native_stream(
         self, url: str, body: dict[str, Any], translate: Translate, *, framing: str
@@ -258,14 +265,19 @@ class OpenAICompatibleProvider(Provider):
         )
         responded = False
         log.debug("POST %s (native stream, model %s)", url, body.get("model"))
+        watch = self._watch(body.get("model"))
         try:
-            async with self._client.stream(
-                "POST", url, json=body, headers=self._headers(stream=True)
-            ) as response:
+            async with contextlib.AsyncExitStack() as stack:
+                response = await watch.opening(
+                    stack.enter_async_context(
+                        self._client.stream(
+                            "POST", url, json=body, headers=self._headers(stream=True)
+                        )
+                    )
+                )
                 responded = True
                 await self._raise_for_status(response)
-                watch = self._watch(response, body.get("model"))
-                async for chunk in watch.chunks():
+                async for chunk in watch.chunks(response.aiter_bytes()):
                     deltas = parser.feed(chunk)
                     watch.progressed(len(deltas))
                     for delta in deltas:
@@ -276,12 +288,13 @@ class OpenAICompatibleProvider(Provider):
                     yield self._seen(delta)
         except (httpx.HTTPError, ProviderError) as exc:
             raise self._typed(exc, mid_stream=responded)  # noqa: B904 - chained in _typed
+        finally:
+            watch.end(answered=parser.done)
 
-    def _watch(self, response: httpx.Response, model: object) -> StreamWatch:
-        """The response's bytes under the request's deadlines (first token, stall, hung)."""
+    def _watch(self, model: object) -> StreamWatch:
+        """A streamed request under its deadlines (first token, stall, hung)."""
         name = model if isinstance(model, str) and model else None
         return StreamWatch(
-            response.aiter_bytes(),
             where=f"{self.backend_label} at {self._base_url}",
             base_url=self._base_url,
             model=name,

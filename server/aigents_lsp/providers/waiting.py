@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aigents_lsp.providers.base import ProviderError
 from aigents_lsp.providers.errors import BackendHung, FirstTokenTimeout, StreamStalled
@@ -31,6 +32,7 @@ PROBE_EVERY_SECONDS = 5.0
 LOAD_POLL_SECONDS = 1.0  # model state checks while a model loads
 REPORT_EVERY_SECONDS = 1.0
 
+T = TypeVar("T")
 Probe = Callable[[], Awaitable[str | None]]
 """Asks the server for the model's state (`loaded`, `loading`, `not-loaded`, None: unknown);
 raises (or times out) when the server does not answer."""
@@ -89,11 +91,11 @@ WAIT_TRACKER: ContextVar[WaitTracker | None] = ContextVar("aigents_wait_tracker"
 
 
 class StreamWatch:
-    """The bytes of one streamed answer, watched against the context's `WaitPolicy`."""
+    """One streamed answer, from the request on, watched against the context's `WaitPolicy`:
+    `opening` waits for the response headers, `chunks` for its bytes, `end` at the end."""
 
     def __init__(
         self,
-        source: AsyncIterator[bytes],
         *,
         where: str,
         base_url: str,
@@ -101,7 +103,6 @@ class StreamWatch:
         probe: Probe | None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._source = source
         self._where = where
         self._base_url = base_url
         self._model = model
@@ -115,7 +116,27 @@ class StreamWatch:
         self._last_probe = now
         self._last_report = now
         self._loading_since: float | None = None
+        self._open = False
         self.tokens = 0
+        self._begin()
+
+    def _begin(self) -> None:
+        tracker = self.tracker
+        tracker.active += 1
+        tracker.where, tracker.model, tracker.bytes, tracker.tokens = self._where, self._model, 0, 0
+        tracker.enter("first-token")
+        self._open = True
+
+    def end(self, *, answered: bool = False) -> None:
+        """The stream is over; idempotent. Unless it `answered` in full, the tracker keeps
+        saying what was waited for (the caller's message names it)."""
+        if not self._open:
+            return
+        self._open = False
+        self.tracker.active -= 1
+        self.tracker.finished += 1
+        if answered and self.tracker.active == 0:
+            self.tracker.enter("done")
 
     # --- what the consumer tells us ---------------------------------------------------------
 
@@ -126,39 +147,41 @@ class StreamWatch:
             self.tracker.tokens += tokens
             self._last_progress = self._clock()
 
-    # --- the bytes ----------------------------------------------------------------------------
+    # --- waiting --------------------------------------------------------------------------------
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        tracker = self.tracker
-        tracker.active += 1
-        tracker.where, tracker.model, tracker.bytes, tracker.tokens = self._where, self._model, 0, 0
-        tracker.enter("first-token")
-        reader = aiter(self._source)
+    async def opening(self, request: Awaitable[T]) -> T:
+        """The response (headers) of `request`: a server that accepts the connection and then
+        says nothing is found out here."""
+        future = asyncio.ensure_future(request)
+        try:
+            return await self._wait(future)
+        finally:
+            await _cancelled(future)
+
+    async def chunks(self, source: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+        """The body's bytes as they come."""
+        reader = aiter(source)
         pending: asyncio.Future[bytes] | None = None
         try:
             while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(reader))
-                done, _ = await asyncio.wait({pending}, timeout=self._next_check())
-                if not done:
-                    await self._check()
-                    continue
-                future, pending = pending, None
+                pending = asyncio.ensure_future(anext(reader))
                 try:
-                    chunk = future.result()
+                    chunk = await self._wait(pending)
                 except StopAsyncIteration:
                     return
+                pending = None
                 self._got(chunk)
                 yield chunk
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
-            tracker.active -= 1
-            tracker.finished += 1
-            if tracker.active == 0:
-                tracker.enter("done")
+            if pending is not None:
+                await _cancelled(pending)
+
+    async def _wait(self, future: asyncio.Future[T]) -> T:
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=self._next_check())
+            if done:
+                return future.result()
+            await self._check()
 
     def _got(self, chunk: bytes) -> None:
         self.tracker.bytes += len(chunk)
@@ -285,3 +308,13 @@ class StreamWatch:
 
     def _named(self) -> str:
         return f" {self._model}" if self._model else ""
+
+
+async def _cancelled(future: asyncio.Future[T]) -> None:
+    """Cancel a read that is still pending and let it finish (its connection is closed)."""
+    if not future.done():
+        future.cancel()
+        with contextlib.suppress(BaseException):
+            await future
+    elif not future.cancelled():
+        future.exception()  # retrieved: the caller has seen it, or did not need it
