@@ -88,5 +88,6 @@ def runtime_counters(ls: AigentsServer) -> dict[str, Any]:
         "http_busy": busy[:5],  # what the first few in-use connections are doing
         "rss_kb": rss_kb(),
         "documents": len(ls.workspace.text_documents),
+        "backend": backend.counters() if (backend := getattr(ls, "_backend", None)) else {},
         "pid": os.getpid(),
     }

@@ -143,6 +143,7 @@ class Backend:
         self._warned_hosts: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
         self._diagnosis: asyncio.Task[None] | None = None
+        self.health_checks = 0  # run by the recovery watchers
         self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         # Session choices (`aigents.selectModel`) over the settings, until the setting changes.
         self.model_overrides: dict[Task, str] = {}
@@ -172,6 +173,19 @@ class Backend:
         if status != self.status:
             self.status = status
             self._on_status(status)
+
+    def counters(self) -> dict[str, object]:
+        """For `aigents.stats` (and tests that wait for events, not time): health checks run,
+        whether one is being watched for, a deadline being looked into, models loading."""
+        watching = self._recovery is not None and not self._recovery.done()
+        watching = watching or any(not w.done() for w in self._watchers.values())
+        return {
+            "health_checks": self.health_checks,
+            "watching": watching,
+            "diagnosing": self._diagnosis is not None and not self._diagnosis.done(),
+            "loading": sorted(self._loads),
+            "incident": self._incident,
+        }
 
     def _idle_state(self) -> State:
         return "busy" if self._busy or self._loads else "ready"
@@ -228,7 +242,9 @@ class Backend:
             provider = self._provider
             if provider is None or self._incident is None:
                 return
-            if await _answers(provider) and self._incident is not None:
+            answered = await _answers(provider)
+            self.health_checks += 1
+            if answered and self._incident is not None:
                 self.mark_ready()  # the status says it is back; no second message
                 return
             delay = min(delay * 2, RECOVERY_MAX_SECONDS)
@@ -268,7 +284,9 @@ class Backend:
         delay = RECOVERY_FIRST_SECONDS
         while id(provider) in self._down:
             await asyncio.sleep(delay)
-            if await _answers(provider):
+            answered = await _answers(provider)
+            self.health_checks += 1
+            if answered:
                 self._down.discard(id(provider))
                 log.info("%s at %s is back", provider.name, provider.base_url)
                 for task in list(self._serving):

@@ -171,6 +171,7 @@ class StreamWatch:
                     return
                 pending = None
                 self._got(chunk)
+                self._check_stall()  # bytes that keep trickling in never let a wait time out
                 yield chunk
         finally:
             if pending is not None:
@@ -211,15 +212,20 @@ class StreamWatch:
                 moments.append(max(self._started + p.hung_probe_after, self._last_probe + every))
         return max(0.01, min(moments) - now)
 
-    async def _check(self) -> None:
+    def _check_stall(self) -> None:
         now = self._clock()
-        p = self.policy
+        last, stall = self._last_progress, self.policy.stall
+        if last is not None and stall is not None and now - last >= stall:
+            raise self._stalled(now)
+
+    async def _check(self) -> None:
         if self._last_progress is not None:
-            if p.stall is not None and now - self._last_progress >= p.stall:
-                raise self._stalled(now)
+            self._check_stall()
         elif self._loading_since is not None:
-            await self._check_loading(now)
+            await self._check_loading(self._clock())
         else:
+            p = self.policy
+            now = self._clock()
             waited = now - self._started
             probe_due = (
                 p.hung_probe_after is not None
