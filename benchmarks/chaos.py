@@ -11,7 +11,10 @@ character and asks for an inline completion every 250 ms and runs a chat command
 - error messages shown to the user (`window/showMessage`, a storm is > 2);
 - recovery: seconds from the backend being back to the status saying `ready` and a
   completion succeeding.
-Timeouts are the server's: completion_timeout 3 s, command_timeout 5 s.
+Timeouts are the server's: completion_timeout 3 s, command_timeout 5 s, or with `--defaults`
+its default deadlines (completion_deadline, first_token_timeout, stall_timeout...). The last
+two rows are not faults: a just-in-time load of 20 s and a model at 5 tokens/s must be served
+to the end, without an error (`cmd err` 0).
 """
 
 from __future__ import annotations
@@ -33,16 +36,32 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from tests.e2e.test_fault_matrix import FAULTS as MATRIX  # noqa: E402
-from tests.fakes.lmstudio_server import FakeLMStudio  # noqa: E402
+from tests.fakes.lmstudio_server import FakeLMStudio, default_models  # noqa: E402
 
 from fuzz_lsp import Wire, initialize, server_env  # noqa: E402
 
+
+def _not_loaded() -> list[dict[str, Any]]:
+    models = default_models()
+    for model in models:
+        if model["type"] == "llm":
+            model["state"] = "not-loaded"
+            model.pop("loaded_context_length", None)
+    return models
+
+
+STEADY = " ".join(f"w{i}" for i in range(40))  # 40 tokens at 5 tokens/s: 8 s per answer
 FAULTS: dict[str, dict[str, Any]] = {
     **MATRIX,
     "event: error": {
         "sse_body": 'event: error\ndata: {"error":{"message":"The model has crashed"}}\n\n'
     },
+    "stalls mid-answer": {"stall_after": 3},
+    # not faults: these must be served to the end, with progress, without an error
+    "jit load 20 s": {"models": _not_loaded(), "load_delay": 20.0},
+    "slow steady 5 tok/s": {"reply": STEADY, "completion_reply": "a + b", "token_delay": 0.2},
 }
+SERVED = ("jit load 20 s", "slow steady 5 tok/s")
 COMPLETION_EVERY = 0.25
 COMMAND_EVERY = 1.5
 REPLY = "a + b"
@@ -58,6 +77,9 @@ class Row:
     shown: int = 0
     recovery: float | None = None
     status: str = ""
+    worst_completion: float = 0.0
+    worst_command: float = 0.0
+    command_errors: int = 0
 
 
 class Editor:
@@ -171,6 +193,7 @@ async def run_fault(
     fake.configure(**behaviour)
     shown_before = wire.notifications["window/showMessage"]
     pending: list[asyncio.Task[tuple[dict[str, Any], float]]] = []
+    commands: set[asyncio.Task[tuple[dict[str, Any], float]]] = set()
     started = time.monotonic()
     next_command = started
     rng = random.Random(fault)
@@ -179,6 +202,7 @@ async def run_fault(
         pending.append(asyncio.create_task(editor.complete()))
         if time.monotonic() >= next_command:
             pending.append(asyncio.create_task(editor.explain()))
+            commands.add(pending[-1])
             next_command += COMMAND_EVERY
         await asyncio.sleep(COMPLETION_EVERY)
     row.sent = len(pending)
@@ -191,6 +215,11 @@ async def run_fault(
         row.times.append(took)
         if "error" in answer:
             row.errors += 1
+        if task in commands:
+            row.worst_command = max(row.worst_command, took)
+            row.command_errors += "error" in answer
+        else:
+            row.worst_completion = max(row.worst_completion, took)
     errors = [
         1 for _ in range(wire.notifications["window/showMessage"] - shown_before)
     ]  # every showMessage during the fault (errors and infos: at most one each)
@@ -202,8 +231,8 @@ async def run_fault(
 
 def print_table(rows: list[Row]) -> None:
     head = (
-        f"{'fault':<22} {'answered/sent':>13} {'errors':>6} {'worst ms':>9} {'p50 ms':>7} "
-        f"{'msgs':>4} {'status':>8} {'recovery s':>10}"
+        f"{'fault':<22} {'answered/sent':>13} {'errors':>6} {'cmd err':>7} {'worst ms':>9} "
+        f"{'compl ms':>8} {'cmd ms':>7} {'p50 ms':>7} {'msgs':>4} {'status':>8} {'recovery s':>10}"
     )
     print(head)
     print("-" * len(head))
@@ -212,17 +241,20 @@ def print_table(rows: list[Row]) -> None:
         p50 = statistics.median(row.times) * 1000 if row.times else float("nan")
         recovery = f"{row.recovery:.2f}" if row.recovery is not None else "never"
         print(
-            f"{row.fault:<22} {f'{row.answered}/{row.sent}':>13} {row.errors:>6} {worst:>9.0f} "
-            f"{p50:>7.0f} {row.shown:>4} {row.status:>8} {recovery:>10}"
+            f"{row.fault:<22} {f'{row.answered}/{row.sent}':>13} {row.errors:>6} "
+            f"{row.command_errors:>7} {worst:>9.0f} {row.worst_completion * 1000:>8.0f} "
+            f"{row.worst_command * 1000:>7.0f} {p50:>7.0f} {row.shown:>4} {row.status:>8} "
+            f"{recovery:>10}"
         )
 
 
-async def run(seconds: float, only: list[str] | None) -> list[Row]:
+async def run(seconds: float, only: list[str] | None, defaults: bool) -> list[Row]:
     fake = FakeLMStudio(completion_reply=REPLY, reply="It adds.").start()
     home = Path(tempfile.mkdtemp(prefix="aigents-chaos-"))
     (home / "ws").mkdir()
     env = server_env(home, fake)
-    env.update(AIGENTS_COMPLETION_TIMEOUT="3", AIGENTS_COMMAND_TIMEOUT="5")
+    if not defaults:
+        env.update(AIGENTS_COMPLETION_TIMEOUT="3", AIGENTS_COMMAND_TIMEOUT="5")
     wire = Wire(random.Random(0))
     wire.base_settings = {}
     wire.fuzz_answers = False  # an editor that answers the server at once, and right
@@ -249,8 +281,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long each fault lasts")
     parser.add_argument("--only", action="append", choices=list(FAULTS), help="just this fault")
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="the server's default deadlines (else completion_timeout 3 s, command_timeout 5 s)",
+    )
     args = parser.parse_args()
-    rows = asyncio.run(run(args.seconds, args.only))
+    rows = asyncio.run(run(args.seconds, args.only, args.defaults))
     print()
     print_table(rows)
     return 0 if all(r.answered == r.sent and r.recovery is not None for r in rows) else 1

@@ -219,3 +219,37 @@ async def test_command_timeout_does_not_count_the_editor(
     gate.set()
     result = await asyncio.wait_for(command, 15)
     assert result["applied"] is True, result
+
+
+async def test_a_completion_reading_its_prompt_is_kept_going_past_the_deadline(
+    start_server: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    # A cold prompt on a CPU: the first token comes after the typing deadline.
+    client = await start(start_server, fake_lmstudio, completion_deadline="0.5")
+    fake_lmstudio.configure(completion_reply="a + b", ttft=1.5)
+    before = len(fake_lmstudio.generations)
+    assert await asyncio.wait_for(inline(client, URI, end_of(TEXT)), 15) == []
+    # the editor got its empty answer; the generation reads on and ends (prompt cache warm)
+    await until(lambda: len(fake_lmstudio.generations) > before)
+    generation = fake_lmstudio.generations[-1]
+    await until(lambda: generation.finished or generation.disconnected)
+    assert generation.finished and not generation.disconnected
+    await barrier(client)
+    assert told(client) == []
+    assert client.statuses[-1]["state"] == "ready"
+
+
+async def test_a_completion_streaming_past_the_deadline_is_closed_and_told_once(
+    start_server: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    client = await start(start_server, fake_lmstudio, completion_deadline="0.5")
+    reply = " ".join(f"x{i}" for i in range(60))
+    fake_lmstudio.configure(completion_reply=reply, token_delay=0.1)  # 6 s of tokens
+    assert await asyncio.wait_for(inline(client, URI, end_of(TEXT)), 15) == []
+    await until(lambda: fake_lmstudio.disconnects >= 1)  # closed: the backend stops
+    assert fake_lmstudio.generations[-1].sent < 60
+    await until(lambda: told(client))
+    assert await asyncio.wait_for(inline(client, URI, end_of(TEXT)), 15) == []  # again
+    await barrier(client)
+    assert len(told(client)) == 1, told(client)
+    assert "still coming" in told(client)[0] and str(fake_lmstudio.port) in told(client)[0]

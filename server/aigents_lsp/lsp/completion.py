@@ -8,6 +8,7 @@ the two methods is advertised is decided at `initialize` from the client's capab
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -158,10 +159,18 @@ async def target(ls: AigentsServer) -> Target:
 async def suggest(
     ls: AigentsServer, uri: str, position: types.Position, invoked: bool
 ) -> tuple[Suggestion, CompletionRequest, types.Position] | None:
-    """Run the engine within the typing deadline; backend failures become a status change and
-    one message per incident, not an error popup on every keystroke. A model being loaded just
-    in time gets an empty answer at once (the status and `$/progress` show the load). A result
-    for an older version of the document is never shown."""
+    """Run the engine within the typing deadline (`completion_deadline`): past it the editor
+    gets an empty answer at once. Backend failures become a status change and one message per
+    incident, not an error popup on every keystroke. A model being loaded just in time gets an
+    empty answer at once (the status and `$/progress` show the load). A result for an older
+    version of the document is never shown.
+
+    At the deadline, a generation still waiting for its first token (the backend is reading
+    the prompt) is kept going in the background until `completion_timeout`: closing it would
+    throw away the prompt the backend is reading, and on a CPU every later request would read
+    it from the start again; finished, it warms the prompt cache for the next keystroke (a
+    newer request supersedes it at once). One already streaming tokens is closed: the prompt is
+    read, and the backend's slot is free for the next request."""
     document = ls.workspace.text_documents.get(uri)
     if not isinstance(document, LineDocument):
         return None
@@ -170,23 +179,81 @@ async def suggest(
     request, client_position = build_request(ls, document, position, invoked)
     if "\x00" in request.prefix[-2000:] or "\x00" in request.suffix[:2000]:
         return None  # binary content is never sent to a model
-    backend = ls.backend
     settings = ls.settings
     deadline = min(settings.completion_deadline, settings.completion_timeout)
-    setting = (
-        "completionDeadline"
-        if settings.completion_deadline <= settings.completion_timeout
-        else "completionTimeout"
-    )
     # What the stream waits for, for the message when the deadline passes (this task only).
     tracker = WaitTracker()
     WAIT_TRACKER.set(tracker)
-    WAIT_POLICY.set(WaitPolicy(hung_probe_after=None))  # the deadline is the one limit here
+    # A kept-going generation: a hung server is found out (its model list does not answer
+    # either), a stalled stream ends; the completion deadline is the limit otherwise.
+    WAIT_POLICY.set(WaitPolicy(stall=settings.stall_timeout, hung_probe_after=deadline))
+    work = asyncio.ensure_future(_generate(ls, request, tracker, deadline))
+    try:
+        suggestion = await asyncio.wait_for(asyncio.shield(work), deadline)
+    except TimeoutError:
+        if tracker.phase == "first-token" and settings.completion_timeout > deadline:
+            ls.run_task(_keep_warming(work), "completion-warm-up")
+        else:
+            work.cancel()
+            ls.run_task(_closed_at_deadline(ls, work, tracker, deadline), "completion-deadline")
+        return None
+    except asyncio.CancelledError:
+        work.cancel()  # the editor cancelled (the user typed on): the stream is closed
+        raise
+    ls.persist_stats(every=10.0)
+    if suggestion is None or (document.version or 0) != request.version:
+        return None
+    return suggestion, request, client_position
+
+
+async def _keep_warming(work: asyncio.Future[Any]) -> None:
+    """The generation goes on unseen (it reports its own failures, once per incident)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+
+
+async def _closed_at_deadline(
+    ls: AigentsServer, work: asyncio.Future[Any], tracker: WaitTracker, deadline: float
+) -> None:
+    """After the empty answer: why the deadline was missed, told once per incident."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    target = getattr(work, "target", None)  # where the generation went, once chosen
+    if target is not None:
+        ls.backend.explain_missed_deadline(
+            target.provider, target.model, tracker, deadline, _deadline_setting(ls)
+        )
+    else:
+        ls.backend.report_error(
+            BackendHung(
+                f"no completion within {deadline:g} s: choosing the model took too long",
+                hint=f"{ls.backend.describe_provider()} does not answer its model list in "
+                "time — it may be hung or overloaded; restart it or set aigents.model",
+                base_url=ls.settings.base_url,
+            )
+        )
+
+
+def _deadline_setting(ls: AigentsServer) -> str:
+    settings = ls.settings
+    if settings.completion_deadline <= settings.completion_timeout:
+        return "completionDeadline"
+    return "completionTimeout"
+
+
+async def _generate(
+    ls: AigentsServer, request: CompletionRequest, tracker: WaitTracker, deadline: float
+) -> Suggestion | None:
+    """The engine's suggestion within `completion_timeout`; every failure reported here."""
+    backend = ls.backend
+    current = asyncio.current_task()
     where: Target | None = None
     try:
-        async with asyncio.timeout(deadline):
+        async with asyncio.timeout(ls.settings.completion_timeout):
             for attempt in (1, 2):
                 where = await target(ls)
+                if current is not None:
+                    current.target = where  # type: ignore[attr-defined]
                 await backend.ensure_loaded("completion", where.provider, where.model, wait=False)
                 try:
                     async with backend.busy(where.model):
@@ -200,14 +267,13 @@ async def suggest(
                         return None
         assert where is not None
         backend.mark_ready(where.model, where.provider)
+        return suggestion
     except ModelLoading:  # shown by the status and `$/progress`; completions resume after it
         return None
     except ProviderError as error:  # choosing the model failed (e.g. nothing answers)
         backend.report_error(error, where.provider if where else None)
         return None
     except TimeoutError:
-        # Closed on purpose: the backend stops generating and the next keystroke asks again.
-        # Why it missed is looked at after the (empty) answer is sent.
         if where is None:
             backend.report_error(
                 BackendHung(
@@ -218,16 +284,18 @@ async def suggest(
                 )
             )
         else:
-            backend.explain_missed_deadline(where.provider, where.model, tracker, deadline, setting)
+            backend.explain_missed_deadline(
+                where.provider,
+                where.model,
+                tracker,
+                ls.settings.completion_timeout,
+                "completionTimeout",
+            )
         return None
     except Exception:  # a bug of ours must not cost the user their editor session
-        log.exception("completion failed at %s", uri)
+        log.exception("completion failed at %s", request.uri)
         ls.completion_engine.metrics.errors += 1
         return None
-    ls.persist_stats(every=10.0)
-    if suggestion is None or (document.version or 0) != request.version:
-        return None
-    return suggestion, request, client_position
 
 
 def _documentation(ls: AigentsServer, text: str, language: str) -> str | types.MarkupContent:
