@@ -253,7 +253,10 @@ async def run(seconds: float, only: list[str] | None, defaults: bool) -> list[Ro
     home = Path(tempfile.mkdtemp(prefix="aigents-chaos-"))
     (home / "ws").mkdir()
     env = server_env(home, fake)
-    if not defaults:
+    if defaults:  # the fuzzer's environment sets short timeouts: back to the server's own
+        env.pop("AIGENTS_COMPLETION_TIMEOUT", None)
+        env.pop("AIGENTS_COMMAND_TIMEOUT", None)
+    else:
         env.update(AIGENTS_COMPLETION_TIMEOUT="3", AIGENTS_COMMAND_TIMEOUT="5")
     wire = Wire(random.Random(0))
     wire.base_settings = {}
