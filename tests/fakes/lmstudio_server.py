@@ -618,7 +618,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return None, wire.invalid_model(str(requested), known)
             if embedding and entry["type"] != "embeddings":
                 return None, wire.load_failed(str(requested))
-            if entry["state"] != "loaded":
+            if entry["state"] == "loading":  # another request is loading it: wait with it
+                loading = -1.0
+            elif entry["state"] != "loaded":
                 if not b.jit:
                     if not any(m["state"] == "loaded" for m in models):
                         return None, wire.NO_MODELS_LOADED
@@ -626,8 +628,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._just_in_time(b, entry)
                 loading = b.load_delay
                 entry["state"] = "loading" if loading else "loaded"  # loaded just in time
-            elif entry["state"] == "loading":  # another request is loading it: wait with it
-                loading = -1.0
             else:
                 loading = 0.0
         if loading > 0:
