@@ -56,7 +56,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "event: error": {
         "sse_body": 'event: error\ndata: {"error":{"message":"The model has crashed"}}\n\n'
     },
-    "stalls mid-answer": {"stall_after": 3},
+    "stalls mid-answer": {"reply": " ".join(f"w{i}" for i in range(40)), "stall_after": 3},
     # not faults: these must be served to the end, with progress, without an error
     "jit load 20 s": {"models": _not_loaded(), "load_delay": 20.0},
     "slow steady 5 tok/s": {"reply": STEADY, "completion_reply": "a + b", "token_delay": 0.2},
