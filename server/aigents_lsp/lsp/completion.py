@@ -166,7 +166,8 @@ async def suggest(
     version of the document is never shown.
 
     At the deadline, a generation still waiting for its first token (the backend is reading
-    the prompt) is kept going in the background until `completion_timeout`: closing it would
+    the prompt, or the embedded engine is starting) is kept going in the background until
+    `completion_timeout`: closing it would
     throw away the prompt the backend is reading, and on a CPU every later request would read
     it from the start again; finished, it warms the prompt cache for the next keystroke (a
     newer request supersedes it at once). One already streaming tokens is closed: the prompt is
@@ -191,7 +192,8 @@ async def suggest(
     try:
         suggestion = await asyncio.wait_for(asyncio.shield(work), deadline)
     except TimeoutError:
-        if tracker.phase == "first-token" and settings.completion_timeout > deadline:
+        reading = tracker.phase == "first-token" or _engine_starting(work)
+        if reading and settings.completion_timeout > deadline:
             ls.run_task(_keep_warming(work), "completion-warm-up")
         else:
             work.cancel()
@@ -204,6 +206,15 @@ async def suggest(
     if suggestion is None or (document.version or 0) != request.version:
         return None
     return suggestion, request, client_position
+
+
+def _engine_starting(work: asyncio.Future[Any]) -> bool:
+    """Whether the embedded engine is still starting for this generation (like a model load,
+    its time is shown by `$/progress` and not held against the completion)."""
+    target = getattr(work, "target", None)
+    engine = getattr(target.provider, "engine", None) if target is not None else None
+    running = getattr(engine, "running", None)
+    return callable(running) and not running("completion")
 
 
 async def _keep_warming(work: asyncio.Future[Any]) -> None:
