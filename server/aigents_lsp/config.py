@@ -189,14 +189,17 @@ class Settings(BaseModel):
         "(an upper bound on `completion_deadline`).",
     )
     completion_deadline: float = Field(
-        3.0,
+        5.0,
         gt=0,
         le=600,
-        description="The typing deadline: seconds a completion waits for a loaded model. Past "
-        "it the editor gets an empty answer, the generation is closed (the backend stops, and "
-        "the next keystroke asks again) and you are told once what was waited for. A model "
-        "being loaded just in time is not waited for: completions are empty, with progress, "
-        "until it is loaded.",
+        description="The typing deadline: seconds a completion waits for a loaded model "
+        "(measured with the embedded engine on a busy 2-core CPU, `benchmarks/"
+        "completion_latency.py`: 5 s lets 9 in 10 completions that continue a line through, "
+        "3 s half of them; on a GPU they take well under a second). Past it the editor gets an "
+        "empty answer and you are told once what was waited for; a generation still reading "
+        "its prompt goes on in the background (until `completion_timeout`) to warm the "
+        "backend's prompt cache, one already streaming is closed. A model being loaded just "
+        "in time is not waited for: completions are empty, with progress, until it is loaded.",
     )
     first_token_timeout: float = Field(
         60.0,
