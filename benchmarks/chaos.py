@@ -80,6 +80,7 @@ class Row:
     worst_completion: float = 0.0
     worst_command: float = 0.0
     command_errors: int = 0
+    last_message: str = ""
 
 
 class Editor:
@@ -224,6 +225,8 @@ async def run_fault(
         1 for _ in range(wire.notifications["window/showMessage"] - shown_before)
     ]  # every showMessage during the fault (errors and infos: at most one each)
     row.shown = len(errors)
+    if row.shown:
+        row.last_message = str((wire.last.get("window/showMessage") or {}).get("message", ""))
     row.status = str((wire.last.get("aigents/status") or {}).get("state"))
     row.recovery = await healthy(wire, editor, fake)
     return row

@@ -192,7 +192,7 @@ async def suggest(
     try:
         suggestion = await asyncio.wait_for(asyncio.shield(work), deadline)
     except TimeoutError:
-        reading = tracker.phase == "first-token" or _engine_starting(work)
+        reading = tracker.phase in ("first-token", "loading") or _engine_starting(work)
         if reading and settings.completion_timeout > deadline:
             ls.run_task(_keep_warming(work), "completion-warm-up")
         else:

@@ -369,6 +369,7 @@ class Backend:
         *,
         wait: bool,
         on_wait: Callable[[str], None] | None = None,
+        state: str | None = None,
     ) -> None:
         """Make sure `model` is loaded before a request is sent to it. A model LM Studio says is
         not loaded is loaded once (one load per model, whoever asks, with `$/progress`): a
@@ -379,8 +380,10 @@ class Backend:
             return
         load = self._loads.get(model)
         if load is None:
-            info = await self.model_info(model, task)
-            if info is None or info.state not in ("not-loaded", "loading"):
+            if state is None:  # what was last heard (cached); `state`: just asked
+                info = await self.model_info(model, task)
+                state = info.state if info is not None else None
+            if state not in ("not-loaded", "loading"):
                 return
             load = self._start_load(provider, model)
         if not wait:
@@ -509,6 +512,10 @@ class Backend:
                 "model, lower aigents.completionMaxTokens, or raise aigents.completionDeadline",
                 base_url=provider.base_url,
             )
+        if tracker.phase == "loading" and model is not None:  # seen loading by the stream
+            with contextlib.suppress(ModelLoading):
+                await self.ensure_loaded("completion", provider, model, wait=False, state="loading")
+            return None
         state: str | None = None
         check = getattr(provider, "model_state", None)
         if callable(check) and model is not None:
@@ -524,7 +531,7 @@ class Backend:
                 )
         if state in ("loading", "not-loaded") and model is not None:
             try:
-                await self.ensure_loaded("completion", provider, model, wait=False)
+                await self.ensure_loaded("completion", provider, model, wait=False, state=state)
             except ModelLoading:
                 return None
         waited = "the first token" if tracker.phase in ("first-token", "idle") else "an answer"
