@@ -150,7 +150,7 @@ def test_an_explicit_prompt_budget_wins() -> None:
     engine.budget.record("p:m", 500, 5.0)  # very slow
     target = Target(provider=_Recorder(), model="m")
     assert engine.prompt_tokens(target, Settings(completion_prompt_tokens=3000)) == 3000
-    assert engine.prompt_tokens(target, Settings()) == 256  # sized by the (slow) speed
+    assert engine.prompt_tokens(target, Settings()) == 512  # the floor: the speed is slow
 
 
 # --- the engine: reuse counted, speed learned, reading ahead ----------------------------------

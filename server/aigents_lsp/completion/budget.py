@@ -18,7 +18,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 STEP_TOKENS = 256
-MIN_TOKENS = 256
+# Below this the model sees too little code to be useful, and the window would move every few
+# lines (each move a cold prompt): a slow machine waits a little longer instead.
+MIN_TOKENS = 512
 MAX_TOKENS = 8192
 # Before the first measurement: what a laptop CPU reads in about a second. Small on purpose: a
 # fast backend grows it after one answer, a slow one would otherwise start with a long wait.
