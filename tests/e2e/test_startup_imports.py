@@ -34,6 +34,7 @@ HEAVY = (
     "aigents_lsp.completion",  # the completion engine, templates, post-processing
     "aigents_lsp.assist",  # prompts, edits, tools of the commands
     "aigents_lsp.index",  # the semantic index
+    "aigents_lsp.providers.backend",  # built on first use, after the answer
     "aigents_lsp.providers.openai_compat",  # every HTTP provider (httpx)
     "aigents_lsp.providers.lmstudio",
     "aigents_lsp.providers.embedded",  # the embedded engine
