@@ -208,8 +208,9 @@ def serve(tcp: tuple[str, int] | None) -> int:
 
 
 def _stop_engines(server: object) -> None:
-    """The event loop is gone after `start_io`: stop child engines synchronously."""
-    backend = getattr(server, "backend", None)
+    """The event loop is gone after `start_io`: stop child engines synchronously. Only a
+    backend that exists: the `backend` property would build one (settings, pydantic) to stop."""
+    backend = getattr(server, "_backend", None)
     stop = getattr(backend, "stop_sync", None)
     if callable(stop):
         stop()
