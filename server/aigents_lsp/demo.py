@@ -32,7 +32,7 @@ SAMPLE = '''import math
 
 def area_of_circle(radius: float) -> float:
     """Return the area of a circle with the given radius."""
-    return math.pi * radius ** 2
+    return 3.14159 * radius ** 2
 
 
 def circumference(radius: float) -> float:
@@ -44,8 +44,17 @@ def fibonacci(n: int) -> int:
     """Return the n-th Fibonacci number."""
 
 
+def is_even(n: int) -> bool:
+    return n % 2 == 0
+
+
 def greet(name):
     print("Hello, " + name)
+
+
+def celsius_to_fahrenheit(celsius: float) -> float:
+    """Convert a temperature from Celsius to Fahrenheit."""
+    return\x20
 '''
 
 
