@@ -91,9 +91,10 @@ class CommandStep:
 DEMO_COMPLETION_TIMEOUT = 120  # seconds
 DEMO_CHAT_MAX_TOKENS = 256
 
-# Each done reliably by the small embedded models, measured by benchmarks/demo_steps.py: explain
-# 3/3, this edit 6/6 (a 3-line rename, a `math.pi` edit and the same f-string on both lines of
-# greet() succeeded 0/3: the model rewrote more than the selection).
+# Each done reliably by the small embedded models on SAMPLE, measured by benchmarks/demo_steps.py
+# (5 trials each): explain 5/5, this edit 5/5. A 3-line rename, a `math.pi` edit, the same
+# f-string on both lines of greet() and a docstring for is_even() succeeded 0/5: the model
+# rewrote more than the selection (or proposed no change).
 COMMAND_STEPS = (
     CommandStep("aigents.explain", "def area_of_circle(", 3),
     CommandStep("aigents.edit", '    print("Hello, "', 1, {"instruction": "Use an f-string."}),
@@ -186,7 +187,7 @@ def _load(file: str | None) -> tuple[str, str, Path]:
 
 
 def _targets(text: str, custom_file: bool) -> list[tuple[str, types.Position]]:
-    """Where completion is asked; in the sample, places Gemma 3 270M completed right 3/3
+    """Where completion is asked; in the sample, places Gemma 3 270M completed right 5/5
     (benchmarks/demo_steps.py)."""
     if custom_file:
         lines = text.split("\n")
