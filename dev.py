@@ -3,6 +3,7 @@
 
     python3 dev.py demo    # set up .venv (with the embedded engine) and run the demo session
     python3 dev.py test    # set up .venv (with dev tools) and run the whole test suite
+    python3 dev.py lint    # ruff check, ruff format --check, mypy --strict, lint-imports
     python3 dev.py setup   # only set up .venv
 
 Extra arguments after the verb go to the demo or to pytest. The venv lives in `.venv` (or
@@ -55,6 +56,26 @@ def setup(extras: str) -> None:
     stamp.write_text(digest)
 
 
+LINTERS = (
+    ["ruff", "check", "."],
+    ["ruff", "format", "--check", "."],
+    ["mypy", "--strict"],  # files and plugins from pyproject.toml
+    ["lint-imports"],  # the import layers in pyproject.toml
+)
+
+
+def lint() -> int:
+    """Every linter, each run even when one before it failed; non-zero if any failed."""
+    failed = []
+    for command in LINTERS:
+        _say(" ".join(command))
+        if subprocess.call([str(BIN / command[0]), *command[1:]], cwd=ROOT) != 0:
+            failed.append(command[0] if command[0] != "ruff" else " ".join(command[:2]))
+    if failed:
+        _say(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
     verb, rest = (argv[0], argv[1:]) if argv else ("demo", [])
     if verb == "setup":
@@ -63,6 +84,9 @@ def main(argv: list[str]) -> int:
     if verb == "demo":
         setup("embedded")
         return subprocess.call([str(BIN / "aigents-lsp"), "demo", *rest])
+    if verb == "lint":
+        setup("embedded,dev")
+        return lint()
     if verb == "test":
         setup("embedded,dev")
         code = subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)

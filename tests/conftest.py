@@ -5,11 +5,16 @@ the real-editor, engine and fixture tests ran.
 Tests under `REQUIRED_IN_CI` are marked here; any other test can carry
 `@pytest.mark.required_in_ci` itself. What CI must install for them is listed in the README
 (Development).
+
+A test that cannot run here is skipped with a reason that says why and, after `enable:`, the
+command that makes it run (`tests/editors/` need `bash .ci/install-editors`). The last line of a
+run names each skipped group (test file), why, and that command, so nothing is skipped silently.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -80,3 +85,32 @@ def fake_lmstudio() -> Iterator[FakeLMStudio]:
         yield fake
     finally:
         fake.stop()
+
+
+def skipped_groups_line(skips: list[tuple[str, str]]) -> str:
+    """One line for (nodeid, reason) pairs: each test file skipped, how many, why."""
+    if not skips:
+        return "[tests] skipped groups: none"
+    counts = Counter((nodeid.split("::")[0], reason) for nodeid, reason in skips)
+    groups = [
+        f"{path} ({count} skipped): {reason}" for (path, reason), count in sorted(counts.items())
+    ]
+    return f"[tests] skipped groups: {' | '.join(groups)}"
+
+
+def _reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # After pytest's own summary, so that it is the run's last line.
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not hasattr(reporter, "stats"):
+        return
+    skipped = [r for r in reporter.stats.get("skipped", []) if isinstance(r, pytest.TestReport)]
+    if not reporter.stats or config.option.collectonly:
+        return
+    reporter.write_line(skipped_groups_line([(r.nodeid, _reason(r)) for r in skipped]))

@@ -5,7 +5,6 @@ Heavy imports (pygls, lsprotocol, httpx) happen inside each verb so `--help` sta
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -15,12 +14,16 @@ from typing import TYPE_CHECKING
 from aigents_lsp import __version__
 
 if TYPE_CHECKING:
+    import argparse
+
     from aigents_lsp.providers.backend import Backend
 
 DEFAULT_TCP_HOST = "127.0.0.1"
 
 
 def _parse_hostport(value: str) -> tuple[str, int]:
+    import argparse
+
     host, _, port = value.rpartition(":")
     if not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT or PORT, got {value!r}")
@@ -28,6 +31,8 @@ def _parse_hostport(value: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # not on the path editors take (`main` serves without parsing)
+
     parser = argparse.ArgumentParser(
         prog="aigents-lsp",
         description="A language server that turns a local LLM server (LM Studio first, or an "
@@ -71,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words in ([], ["--stdio"], ["serve"]):
+        # What editors run: serve at once. Building the parser costs a few ms of start-up
+        # (argparse's help formatter imports shutil, bz2, lzma) that the editor waits for.
+        return serve(None)
+    args = build_parser().parse_args(words)
     verb = args.verb or "serve"
     if verb == "serve":
         return serve(args.tcp)
@@ -198,8 +208,9 @@ def serve(tcp: tuple[str, int] | None) -> int:
 
 
 def _stop_engines(server: object) -> None:
-    """The event loop is gone after `start_io`: stop child engines synchronously."""
-    backend = getattr(server, "backend", None)
+    """The event loop is gone after `start_io`: stop child engines synchronously. Only a
+    backend that exists: the `backend` property would build one (settings, pydantic) to stop."""
+    backend = getattr(server, "_backend", None)
     stop = getattr(backend, "stop_sync", None)
     if callable(stop):
         stop()

@@ -1,5 +1,6 @@
 """Model management over stdio against the fake LM Studio: `aigents.listModels`,
-`aigents.selectModel` (load with progress, JIT on older servers, errors) and the JIT swap warning."""
+`aigents.selectModel` (load with progress, JIT on older servers, errors) and the JIT swap
+warning."""
 
 from __future__ import annotations
 

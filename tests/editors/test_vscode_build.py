@@ -15,7 +15,9 @@ import pytest
 EXTENSION = Path(__file__).resolve().parents[2] / "editors" / "vscode"
 SYNC = EXTENSION / "scripts" / "sync-settings.mjs"
 
-pytestmark = pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not on PATH")
+pytestmark = pytest.mark.skipif(
+    shutil.which("npm") is None, reason="npm is not on PATH; enable: install Node.js and npm"
+)
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

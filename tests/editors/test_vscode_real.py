@@ -2,8 +2,9 @@
 driven by playwright-core) with the real server and the fake LM Studio: ghost text appears while
 typing and Tab accepts it; palette commands edit the file.
 
-`.ci/install-code-server` installs what this needs into $AIGENTS_CODE_SERVER_DIR (default
-~/.cache/aigents-ci/code-server); without it the tests are skipped and say what is missing.
+`.ci/install-editors` (through `.ci/install-code-server`) installs what this needs into
+$AIGENTS_CODE_SERVER_DIR (default ~/.cache/aigents-ci/code-server); without it the tests are
+skipped and say what is missing.
 One code-server and one browser session serve every scenario (tests/editors/vscode_driver.mjs
 types and clicks, records what it saw); the asserts are here, on its record and on the files.
 """
@@ -42,19 +43,19 @@ DRIVER_TIMEOUT = 900  # seconds for the whole browser session; 2 shared cores
 
 def _missing() -> str | None:
     """Why the real VS Code cannot run here, or None."""
-    install = "run .ci/install-code-server"
+    enable = "enable: bash .ci/install-editors"
     if shutil.which("npm") is None:
-        return "npm is not on PATH (needed to build the extension and install code-server)"
+        return "npm is not on PATH (it builds the extension); enable: install Node.js and npm"
     if not (NODE_BIN / "node").exists():
-        return f"no Node 24 in {NODE_BIN} ({install})"
+        return f"no Node 24 in {NODE_BIN}; {enable}"
     if not CODE_SERVER.exists():
-        return f"code-server is not installed in {APP} ({install})"
+        return f"code-server is not installed in {APP}; {enable}"
     if not (APP / "node_modules" / "playwright-core").is_dir():
-        return f"playwright-core is not installed in {APP} ({install})"
+        return f"playwright-core is not installed in {APP}; {enable}"
     if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install chromium, or {install})"
+        return f"{CHROMIUM} is missing; {enable}"
     if not SERVER.exists():
-        return f"{SERVER} is missing (pip install -e . in this venv)"
+        return f"{SERVER} is missing; enable: python3 dev.py setup"
     return None
 
 

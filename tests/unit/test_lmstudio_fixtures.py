@@ -1,4 +1,4 @@
-"""Every recorded LM Studio answer in `shared/lmstudio/fixtures/`, through our parsers.
+"""Every recorded LM Studio answer in `tests/fixtures/lmstudio/`, through our parsers.
 
 Responses are replayed byte for byte (status, headers, body) through the real providers with an
 httpx mock transport, so status handling, content types and parsing are all exercised. A new
@@ -8,7 +8,6 @@ fixture without a check here fails `test_every_fixture_is_checked`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -44,16 +43,8 @@ from aigents_lsp.providers.openai_wire import (
     parse_completion,
 )
 
-SHARED = Path(
-    os.environ.get("AIGENTS_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared"
-)
-FIXTURES = SHARED / "lmstudio" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lmstudio"
 BASE = "http://lmstudio.test:1234/v1"
-
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(),
-    reason=f"LM Studio fixtures not found at {FIXTURES} (set AIGENTS_SHARED_DIR)",
-)
 
 
 def _index() -> dict[str, dict[str, Any]]:
@@ -400,7 +391,7 @@ async def test_fixture(name: str) -> None:
     await CHECKS[name](name)
 
 
-# --- every error shape of API.md §6, with or without a fixture ------------------------------
+# --- every error shape of fixtures/lmstudio/API.md §6, with or without a fixture ------------
 
 NO_MODELS_03 = (
     "No models loaded. Please load a model in the developer page or use the `lms load` command."

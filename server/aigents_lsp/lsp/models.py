@@ -12,16 +12,19 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
 from aigents_lsp.lsp.commands import RequestFailed, _argument
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
 from aigents_lsp.lsp.server import AigentsServer
-from aigents_lsp.providers import models
 from aigents_lsp.providers.base import BadResponse, ProviderError, WrongRoute
-from aigents_lsp.providers.lmstudio import LMStudioProvider, LoadOutcome
+
+if TYPE_CHECKING:
+    # providers.models and .lmstudio bring httpx (~40 ms): loaded after the `initialize` answer.
+    from aigents_lsp.providers import models
+    from aigents_lsp.providers.lmstudio import LoadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ def session(ls: AigentsServer) -> ModelSession:
 
 
 def warn_once(ls: AigentsServer, listing: models.ModelList) -> None:
+    from aigents_lsp.providers import models
+
     state = session(ls)
     message = models.listing_swap_warning(listing)
     if message and not state.warned:
@@ -60,6 +65,8 @@ def warn_once(ls: AigentsServer, listing: models.ModelList) -> None:
 async def check_at_start(ls: AigentsServer) -> None:
     """When the settings name separate completion and chat models, check once at start that
     LM Studio will not swap them (a model list request; nothing when they are the same)."""
+    from aigents_lsp.providers import models
+
     settings = ls.settings
     completion, chat = settings.model_for("completion"), settings.model_for("chat")
     if not completion or not chat or completion == chat:
@@ -71,6 +78,8 @@ async def check_at_start(ls: AigentsServer) -> None:
 
 
 async def list_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, Any]:
+    from aigents_lsp.providers import models
+
     try:
         listing = await models.list_models(ls.backend)
     except ProviderError as error:
@@ -80,6 +89,8 @@ async def list_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, Any]
 
 
 def _task(value: Any) -> models.TaskChoice:
+    from aigents_lsp.providers import models
+
     for choice in models.TASK_CHOICES:
         if value == choice:
             return choice
@@ -89,6 +100,9 @@ def _task(value: Any) -> models.TaskChoice:
 
 
 async def select_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, Any]:
+    from aigents_lsp.providers import models
+    from aigents_lsp.providers.lmstudio import LMStudioProvider
+
     model = arg.get("model")
     if not isinstance(model, str) or not model.strip():
         raise JsonRpcInvalidParams(message="`model` (a model id) is required")
@@ -131,6 +145,8 @@ async def _load(
 ) -> LoadOutcome | None:
     """Load in LM Studio, reporting the time elapsed (its load endpoint is blocking: no
     percentage to show)."""
+    from aigents_lsp.providers import models
+
     started = time.perf_counter()
 
     async def tick() -> None:

@@ -17,15 +17,16 @@ from pygls.uris import to_fs_path
 from aigents_lsp import __version__
 from aigents_lsp.lsp.jobs import AigentsProtocol, JobRegistry
 from aigents_lsp.lsp.logs import EditorLogHandler
-from aigents_lsp.providers.backend import Backend, Status
 
 if TYPE_CHECKING:
-    # pydantic costs ~80 ms to import: it is loaded after the `initialize` response.
+    # pydantic costs ~80 ms to import: it is loaded after the `initialize` response, and so is
+    # the backend (built on first use).
     from aigents_lsp.assist.tools import WorkspaceTools
     from aigents_lsp.completion.engine import CompletionEngine
     from aigents_lsp.config import Settings, SettingsProblem
     from aigents_lsp.lsp.progress import Progress, QueuedProgress
     from aigents_lsp.lsp.search import IndexService
+    from aigents_lsp.providers.backend import Backend, Status
     from aigents_lsp.workspace.ignore import IgnoreRules
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class AigentsServer(LanguageServer):
     @property
     def backend(self) -> Backend:
         if self._backend is None:
+            from aigents_lsp.providers.backend import Backend
+
             self._backend = Backend(
                 self.settings,
                 on_status=self.send_status,

@@ -8,7 +8,7 @@ the base URL, and `from_transport_error` does the same for httpx exceptions.
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from aigents_lsp.providers.base import (
     AuthRequired,
@@ -24,6 +24,9 @@ from aigents_lsp.providers.base import (
     UnknownModel,
     WrongRoute,
 )
+
+if TYPE_CHECKING:
+    import httpx  # ~40 ms: not before the `initialize` answer (lsp/ imports this module)
 
 LMSTUDIO = "LM Studio"
 """The `backend` label that turns on LM Studio-specific fixes (`lms load`, Developer tab)."""
@@ -202,6 +205,8 @@ def from_transport_error(
 
     `mid_stream`: the response had started, so a broken connection means a cut answer.
     """
+    import httpx
+
     detail = str(exc) or type(exc).__name__
     start = (
         "start LM Studio's server (Developer tab or `lms server start`)"
