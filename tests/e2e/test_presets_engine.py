@@ -41,7 +41,14 @@ async def test_llamacpp_provider_speaks_to_a_real_llama_server(llama_server: str
 
 
 async def test_llamacpp_preset_completes_over_stdio(start_server: Any, llama_server: str) -> None:
-    client = await start_server(provider="llamacpp", api_base=llama_server)
+    # About the preset's wire format, not typing speed: the first answer of a real engine on a
+    # loaded 2-core machine can take longer than the typing deadline.
+    client = await start_server(
+        provider="llamacpp",
+        api_base=llama_server,
+        completion_deadline="60",
+        completion_timeout="60",
+    )
     uri = "file:///tmp/llamacpp_preset.py"
     open_doc(client, uri, CODE)
     suggestions = await inline(client, uri, end_of(CODE))
