@@ -390,6 +390,8 @@ async def run_demo(file: str | None = None, provider: str | None = None) -> int:
     # The first request waits while the embedded engine starts (seconds on a busy machine): a
     # demo is not a keystroke, so it waits longer than the editor default unless told.
     env.setdefault("AIGENTS_COMPLETION_TIMEOUT", str(DEMO_COMPLETION_TIMEOUT))
+    # The typing deadline too: a demo request is asked once, not superseded by a keystroke.
+    env.setdefault("AIGENTS_COMPLETION_DEADLINE", str(DEMO_COMPLETION_TIMEOUT))
     # Short answers: a small model's rambling (what breaks an edit) is cut, and the demo shows
     # the first lines of each answer anyway.
     env.setdefault("AIGENTS_CHAT_MAX_TOKENS", str(DEMO_CHAT_MAX_TOKENS))
