@@ -10,19 +10,15 @@ from aigents_lsp.completion.engine import CompletionEngine
 from aigents_lsp.completion.request import CompletionRequest, Target
 from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import (
-    ChatParams,
     CompletionParams,
-    CompletionResult,
-    HealthReport,
-    ModelInfo,
-    Provider,
     StreamDelta,
 )
+from tests.unit.stub_provider import StubProvider
 
 CODE = "\n".join(f"value_{i} = compute(value_{i - 1}, {i})" for i in range(60))
 
 
-class SlowTokenizer(Provider):
+class SlowTokenizer(StubProvider):
     """The first `/tokenize` waits for `release`; later ones answer at once. Completions
     answer with the prompt's last line number, so each request's own answer is known."""
 
@@ -46,28 +42,6 @@ class SlowTokenizer(Provider):
         self.generations.append(params.prompt)
         yield StreamDelta(text=f"answer_{params.prompt.count(chr(10))}")
         yield StreamDelta(text="\n", finish_reason="stop")
-
-    @property
-    def base_url(self) -> str:
-        return "slow://"
-
-    async def complete(self, params: CompletionParams) -> CompletionResult:
-        raise NotImplementedError
-
-    async def chat(self, params: ChatParams) -> CompletionResult:
-        raise NotImplementedError
-
-    def stream_chat(self, params: ChatParams) -> AsyncIterator[StreamDelta]:
-        raise NotImplementedError
-
-    async def embed(self, texts: object, model: str | None = None) -> list[list[float]]:
-        raise NotImplementedError
-
-    async def list_models(self) -> list[ModelInfo]:
-        return []
-
-    async def health(self) -> HealthReport:
-        raise NotImplementedError
 
 
 def _request(lines: int) -> CompletionRequest:

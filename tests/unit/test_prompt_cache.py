@@ -13,15 +13,11 @@ from aigents_lsp.completion.request import CompletionRequest, Target
 from aigents_lsp.completion.templates import TEMPLATES, pick_template, prefill_prompt
 from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import (
-    ChatParams,
     CompletionParams,
-    CompletionResult,
-    HealthReport,
-    ModelInfo,
-    Provider,
     SpeedStats,
     StreamDelta,
 )
+from tests.unit.stub_provider import StubProvider
 
 LINES = [f"    value_{i} = compute(value_{i - 1}, limit={i})" for i in range(2000)]
 
@@ -156,7 +152,7 @@ def test_an_explicit_prompt_budget_wins() -> None:
 # --- the engine: reuse counted, speed learned, reading ahead ----------------------------------
 
 
-class _Recorder(Provider):
+class _Recorder(StubProvider):
     """A provider answering one line, reporting llama.cpp-style prompt counts: everything
     shared with the previous prompt is 'cached'."""
 
@@ -180,28 +176,6 @@ class _Recorder(Provider):
         )
         yield StreamDelta(text="total = 1", prompt_stats=stats)
         yield StreamDelta(text="\n", finish_reason="stop")
-
-    @property
-    def base_url(self) -> str:
-        return "recorder://"
-
-    async def complete(self, params: CompletionParams) -> CompletionResult:
-        raise NotImplementedError
-
-    async def chat(self, params: ChatParams) -> CompletionResult:
-        raise NotImplementedError
-
-    def stream_chat(self, params: ChatParams) -> AsyncIterator[StreamDelta]:
-        raise NotImplementedError
-
-    async def embed(self, texts: object, model: str | None = None) -> list[list[float]]:
-        raise NotImplementedError
-
-    async def list_models(self) -> list[ModelInfo]:
-        return []
-
-    async def health(self) -> HealthReport:
-        raise NotImplementedError
 
 
 async def test_consecutive_requests_reuse_the_prompt_and_count_it() -> None:
