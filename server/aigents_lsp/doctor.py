@@ -21,6 +21,7 @@ from aigents_lsp.providers.base import (
     ChatMessage,
     ChatParams,
     CompletionParams,
+    ModelInfo,
     Provider,
     ProviderError,
     ToolSpec,
@@ -246,6 +247,7 @@ async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
         return checks
     checks.append(await _prompt_cache_probe(provider, model, settings))
     checks.append(await _tool_probe(provider, settings))
+    checks += await _next_edit_checks(provider, settings, models, model)
     embedders = [m for m in models if m.type == "embeddings"]
     checks.append(
         Check(
@@ -255,6 +257,53 @@ async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
             ""
             if embedders
             else "For semantic search, download one: `lms get nomic-ai/nomic-embed-text-v1.5`.",
+        )
+    )
+    return checks
+
+
+async def _next_edit_checks(
+    provider: Provider, settings: Settings, models: list[ModelInfo], fallback: str | None
+) -> list[Check]:
+    """The next-edit model is loaded, and its format's special tokens are single tokens."""
+    from aigents_lsp.nextedit.formats import pick_format
+    from aigents_lsp.nextedit.tokens import token_counts
+
+    if not settings.next_edit:
+        return [Check("next-edit model", "skip", "next-edit suggestions are off")]
+    model = settings.next_edit_model or fallback
+    fmt = pick_format(model, settings.next_edit_format)
+    entry = next((m for m in models if m.id == model), None)
+    state = entry.state if entry else "not listed"
+    checks = [
+        Check(
+            "next-edit model loaded",
+            "pass" if state == "loaded" else "warn",
+            f"{model} ({state}), format {fmt.name}",
+            ""
+            if state == "loaded"
+            else f"Load it: `lms load {model}` (or set aigents.nextEditModel to a loaded "
+            "model); the first next edit will otherwise wait for a just-in-time load.",
+        )
+    ]
+    if not fmt.special_tokens:
+        return checks
+    counts = await token_counts(provider, model, fmt.special_tokens)
+    split = {t: n for t, n in counts.items() if n is not None and n != 1}
+    unknown = [t for t, n in counts.items() if n is None]
+    verdict: Verdict = "fail" if split else "warn" if unknown else "pass"
+    detail = ", ".join(f"{t} = {n if n is not None else '?'} token(s)" for t, n in counts.items())
+    checks.append(
+        Check(
+            "next-edit special tokens",
+            verdict,
+            detail,
+            "The model's tokenizer splits its special tokens: use a GGUF converted with its "
+            f"added tokens (the {fmt.name} model's own release), not a re-quantized copy."
+            if split
+            else "The backend reports no token counts; the tokens could not be checked."
+            if unknown
+            else "",
         )
     )
     return checks

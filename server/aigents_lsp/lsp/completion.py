@@ -394,6 +394,8 @@ def register(server: AigentsServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: AigentsServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.recent_edits.setdefault(params.text_document.uri, 0)
+        if ls.next_edit is not None:
+            ls.next_edit.opened(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: AigentsServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -403,12 +405,16 @@ def register(server: AigentsServer) -> None:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 ls.recent_edits.pop(uri, None)
                 ls.recent_edits[uri] = change.range.start.line  # newest last
+        if ls.next_edit is not None:
+            ls.next_edit.changed(params)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: AigentsServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.completion_engine.close(uri)
         ls.recent_edits.pop(uri, None)
+        if ls.next_edit is not None:
+            ls.next_edit.closed(uri)
 
     @server.command(ACCEPTED_COMMAND)
     def completion_accepted(ls: AigentsServer, *args: Any) -> None:
@@ -429,6 +435,7 @@ def register(server: AigentsServer) -> None:
 
         return {
             "completion": snapshot,
+            "next_edit": ls.next_edit.engine.metrics.snapshot() if ls.next_edit else None,
             "since": ls.started_at,
             "uptime_s": round(time.time() - ls.started_at, 1),
             "runtime": runtime_counters(ls),

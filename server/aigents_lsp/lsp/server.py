@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from aigents_lsp.assist.tools import WorkspaceTools
     from aigents_lsp.completion.engine import CompletionEngine
     from aigents_lsp.config import Settings, SettingsProblem
+    from aigents_lsp.lsp.nextedit import NextEditService
     from aigents_lsp.lsp.progress import Progress, QueuedProgress
     from aigents_lsp.lsp.search import IndexService
     from aigents_lsp.providers.backend import Backend, Status
@@ -56,6 +57,7 @@ class AigentsServer(LanguageServer):
         self._completion_engine: CompletionEngine | None = None
         self._ignore: IgnoreRules | None = None
         self.semantic_search: IndexService | None = None  # set by lsp.search.register
+        self.next_edit: NextEditService | None = None  # set by lsp.nextedit.register
         self.recent_edits: dict[str, int] = {}  # uri -> line of the latest edit, newest last
         self.completion_methods: list[str] = []
         self._stats_saved = 0.0
@@ -392,7 +394,7 @@ def workspace_roots(params: types.InitializeParams) -> list[Path]:
 def create_server(settings: Settings | None = None) -> AigentsServer:
     """Build the server with every feature that exists registered (nothing advertised that
     is not built)."""
-    from aigents_lsp.lsp import code_actions, commands, completion, lifecycle, search
+    from aigents_lsp.lsp import code_actions, commands, completion, lifecycle, nextedit, search
 
     server = AigentsServer()
     if settings is not None:
@@ -402,4 +404,5 @@ def create_server(settings: Settings | None = None) -> AigentsServer:
     commands.register(server)
     code_actions.register(server)
     search.register(server)
+    nextedit.register(server)
     return server

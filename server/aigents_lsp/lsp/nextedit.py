@@ -1,0 +1,279 @@
+"""`textDocument/copilotInlineEdit`: next-edit suggestions on Copilot's wire format.
+
+Params `{textDocument: {uri, version}, position}`; result `{edits: [{text, textDocument:
+{uri, version}, range, command}]}` with the request's version echoed and one edit at most.
+`textDocument/didShowInlineEdit` (`{item: {command: {arguments: [id]}}}`) counts a shown
+edit; the item's command (`aigents.nextEditAccepted`, argument the id) is run by the editor on
+accept, `aigents.nextEditDismissed` on dismiss. Only translation lives here: the edit history
+is fed from the document notifications, the engine does the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from aigents_lsp.lsp.documents import LineDocument
+from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.nextedit.history import EditHistory
+from aigents_lsp.providers.base import ProviderError
+from aigents_lsp.providers.errors import ModelLoading
+
+if TYPE_CHECKING:
+    from aigents_lsp.nextedit.engine import NextEdit, NextEditEngine, NextEditTarget
+
+log = logging.getLogger(__name__)
+
+INLINE_EDIT = "textDocument/copilotInlineEdit"
+DID_SHOW = "textDocument/didShowInlineEdit"
+ACCEPTED_COMMAND = "aigents.nextEditAccepted"
+DISMISSED_COMMAND = "aigents.nextEditDismissed"
+PENDING = 64  # suggestions remembered for their accept/dismiss report
+
+
+@dataclass(frozen=True)
+class Offered:
+    uri: str
+    version: int
+    text: str
+
+
+class NextEditService:
+    """The server's next-edit state: edit history, engine, the edits offered."""
+
+    def __init__(self, ls: AigentsServer) -> None:
+        self._ls = ls
+        self.history = EditHistory()
+        self._engine: NextEditEngine | None = None
+        self.offered: OrderedDict[str, Offered] = OrderedDict()
+        self._recording: dict[str, bool] = {}  # uri -> may its edits be kept (not ignored)
+
+    @property
+    def engine(self) -> NextEditEngine:
+        if self._engine is None:
+            from aigents_lsp.nextedit.engine import NextEditEngine
+
+            self._engine = NextEditEngine(lambda: self._ls.settings)
+        return self._engine
+
+    # --- the edit history, fed by the document notifications ---------------------------------
+
+    def opened(self, uri: str) -> None:
+        document = self._ls.workspace.text_documents.get(uri)
+        self._recording[uri] = self._ls.context_allowed(uri)
+        if isinstance(document, LineDocument) and self._recording[uri]:
+            self.history.open(uri, document.lines)
+
+    def changed(self, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if not self._recording.get(uri, False):
+            return  # an ignored or secret file: its edits are never kept
+        document = self._ls.workspace.text_documents.get(uri)
+        if not isinstance(document, LineDocument):
+            return
+        hint = None
+        changes = params.content_changes
+        if len(changes) == 1 and isinstance(changes[0], types.TextDocumentContentChangePartial):
+            change = changes[0]
+            start, end = change.range.start.line, change.range.end.line
+            if start <= end:
+                hint = (start, end, start + change.text.count("\n"))
+        self.history.changed(uri, document.lines, hint)
+
+    def closed(self, uri: str) -> None:
+        self.history.close(uri)
+        self._recording.pop(uri, None)
+        if self._engine is not None:
+            self._engine.supersede(uri)
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def enabled_for(self, language: str) -> bool:
+        settings = self._ls.settings
+        return settings.next_edit_languages.get(language, settings.next_edit)
+
+    async def target(self) -> NextEditTarget:
+        from aigents_lsp.nextedit.engine import NextEditTarget
+        from aigents_lsp.nextedit.formats import FORMATS, pick_format
+
+        backend, settings = self._ls.backend, self._ls.settings
+        provider = await backend.provider("completion")
+        model = settings.next_edit_model or await backend.model_for("completion")
+        fmt = pick_format(model, settings.next_edit_format)
+        if fmt.kind == "completion" and provider.chat_only(model):
+            fmt = FORMATS["generic"]  # a backend that only chats gets the chat prompt
+        return NextEditTarget(provider, model, fmt)
+
+    async def suggest(self, uri: str, version: int | None, position: types.Position) -> Any:
+        """The `copilotInlineEdit` result for a document position."""
+        empty: dict[str, Any] = {"edits": []}
+        ls = self._ls
+        document = ls.workspace.text_documents.get(uri)
+        if not isinstance(document, LineDocument):
+            return empty
+        current = document.version or 0
+        if version is not None and version != current:
+            return empty  # asked for a version the server no longer has
+        version = current
+        if not ls.context_allowed(uri) or not self.enabled_for(document.language_id or ""):
+            self.engine.metrics.skipped += 1
+            return empty
+        from aigents_lsp.lsp.completion import related_snippets
+        from aigents_lsp.nextedit.engine import NextEditRequest
+
+        line, column = document.to_server(position)
+        request = NextEditRequest(
+            uri=uri,
+            version=version,
+            lines=list(document.lines),
+            line=line,
+            column=column,
+            path=ls.relative_path(uri) or "untitled",
+            language=document.language_id or "",
+            events=self.history.events(ls.context_allowed, lambda u: ls.relative_path(u) or u),
+            related=related_snippets(ls, uri)[:2],
+            latest=self.history.latest(uri),
+        )
+        edit = await self._generate(request)
+        if edit is None:
+            return empty
+        if (document.version or 0) != version:
+            self.engine.metrics.stale += 1
+            return empty  # typed on meanwhile: an edit for an older text is never returned
+        return {"edits": [self._item(document, request.uri, version, edit)]}
+
+    async def _generate(self, request: Any) -> NextEdit | None:
+        ls = self._ls
+        backend, settings = ls.backend, ls.settings
+        where: NextEditTarget | None = None
+        try:
+            async with asyncio.timeout(settings.completion_timeout):
+                where = await self.target()
+                await backend.ensure_loaded("completion", where.provider, where.model, wait=False)
+                async with backend.busy(where.model):
+                    edit = await self.engine.suggest(
+                        request, where, delay=settings.next_edit_debounce_ms / 1000
+                    )
+            backend.mark_ready(where.model, where.provider)
+            return edit
+        except ModelLoading:
+            return None  # shown by the status and `$/progress`
+        except ProviderError as error:
+            backend.report_error(error, where.provider if where else None)
+            return None
+        except TimeoutError:
+            log.info("next edit: no answer within %s s", settings.completion_timeout)
+            return None
+
+    def _item(self, document: LineDocument, uri: str, version: int, edit: NextEdit) -> Any:
+        ident = uuid.uuid4().hex[:16]
+        self.offered[ident] = Offered(uri, version, edit.text)
+        while len(self.offered) > PENDING:
+            self.offered.popitem(last=False)
+        start = document.to_client(edit.start_line, edit.start_column)
+        end = document.to_client(edit.end_line, edit.end_column)
+        return {
+            "text": edit.text,
+            "textDocument": {"uri": uri, "version": version},
+            "range": {
+                "start": {"line": start.line, "character": start.character},
+                "end": {"line": end.line, "character": end.character},
+            },
+            "command": {
+                "title": "aigents: next edit accepted",
+                "command": ACCEPTED_COMMAND,
+                "arguments": [ident],
+            },
+        }
+
+    # --- reports from the editor ----------------------------------------------------------------
+
+    def shown(self, ident: str | None) -> None:
+        if ident in self.offered:
+            self.engine.metrics.shown += 1
+
+    def accepted(self, ident: str | None) -> None:
+        offered = self.offered.pop(ident, None) if ident else None
+        if offered is None:
+            return
+        self.engine.metrics.accepted += 1
+        self.history.note_accepted(offered.uri, offered.text)
+
+    def dismissed(self, ident: str | None) -> None:
+        if ident and self.offered.pop(ident, None) is not None:
+            self.engine.metrics.dismissed += 1
+
+
+def plain(value: Any) -> Any:
+    """pygls hands params of methods it does not know as namedtuples: plain dicts/lists."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _invalid(message: str) -> Exception:
+    from pygls.exceptions import JsonRpcInvalidParams
+
+    return JsonRpcInvalidParams(message=f"invalid params: {message}")
+
+
+def parse_params(params: Any) -> tuple[str, int | None, types.Position]:
+    """`{textDocument: {uri, version?}, position: {line, character}}`, or InvalidParams."""
+    data = plain(params)
+    document = data.get("textDocument") if isinstance(data, dict) else None
+    position = data.get("position") if isinstance(data, dict) else None
+    if not isinstance(document, dict) or not isinstance(document.get("uri"), str):
+        raise _invalid("expected textDocument.uri (a string)")
+    version = document.get("version")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise _invalid("textDocument.version must be an integer")
+    if not isinstance(position, dict):
+        raise _invalid("expected position {line, character}")
+    line, character = position.get("line"), position.get("character")
+    numbers = (line, character)
+    if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in numbers):
+        raise _invalid("position.line and position.character must be integers >= 0")
+    assert isinstance(line, int) and isinstance(character, int)
+    return document["uri"], version, types.Position(line=line, character=character)
+
+
+def _command_id(args: tuple[Any, ...]) -> str | None:
+    first = plain(args[0]) if args else None
+    if isinstance(first, list):
+        first = first[0] if first else None
+    return first if isinstance(first, str) else None
+
+
+def register(server: AigentsServer) -> None:
+    service = server.next_edit = NextEditService(server)
+
+    @server.feature(INLINE_EDIT)
+    async def inline_edit(ls: AigentsServer, params: Any) -> Any:
+        uri, version, position = parse_params(params)
+        return await service.suggest(uri, version, position)
+
+    @server.feature(DID_SHOW)
+    def did_show(ls: AigentsServer, params: Any) -> None:
+        data = plain(params)
+        item = data.get("item") if isinstance(data, dict) else None
+        command = item.get("command") if isinstance(item, dict) else None
+        arguments = command.get("arguments") if isinstance(command, dict) else None
+        service.shown(_command_id(tuple(arguments or ())))
+
+    @server.command(ACCEPTED_COMMAND)
+    def next_edit_accepted(ls: AigentsServer, *args: Any) -> None:
+        service.accepted(_command_id(args))
+
+    @server.command(DISMISSED_COMMAND)
+    def next_edit_dismissed(ls: AigentsServer, *args: Any) -> None:
+        service.dismissed(_command_id(args))

@@ -1,0 +1,1 @@
+"""Next-edit suggestions: edit history, the next-edit models' prompt formats, minimal edits."""
