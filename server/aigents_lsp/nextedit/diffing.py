@@ -44,7 +44,7 @@ def far_larger(region: str, rewritten: str) -> bool:
     rewritten_lines = rewritten.count("\n") + 1
     return (
         rewritten_lines > 2 * region_lines + GROWTH_LINES
-        or len(rewritten) > 2 * len(region) + 80 * GROWTH_LINES
+        or len(rewritten) > 2 * len(region) + 50 * GROWTH_LINES
     )
 
 
