@@ -274,9 +274,9 @@ async def test_off_for_a_language_asks_nothing_and_bad_params_are_a_clear_error(
     )
     assert (await _ask(client, 2))["edits"] == []
     assert not [r for r in fake_lmstudio.requests if r.path.endswith("/completions")]
-    with pytest.raises(Exception, match="textDocument.uri"):
+    with pytest.raises(Exception, match=r"textDocument\.uri"):
         await client.protocol.send_request_async(METHOD, {"position": {"line": 0}})
-    with pytest.raises(Exception, match="position.line"):
+    with pytest.raises(Exception, match=r"position\.line"):
         await client.protocol.send_request_async(
             METHOD, {"textDocument": {"uri": URI}, "position": {"line": -1, "character": 0}}
         )
