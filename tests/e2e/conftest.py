@@ -333,7 +333,17 @@ async def inline(client: LanguageClient, uri: str, position: types.Position) -> 
         )
     )
     items = result.items if isinstance(result, types.InlineCompletionList) else result or []
-    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
+    return [shown_text(i) for i in items]
+
+
+def shown_text(item: types.InlineCompletionItem) -> str:
+    """What an editor shows of an item at the cursor: its text without the part its range
+    covers before the cursor (items start at the word typed, which they repeat)."""
+    text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+    span = item.range
+    if span is not None and span.start.line == span.end.line:
+        text = text[span.end.character - span.start.character :]
+    return text
 
 
 async def explain(client: LanguageClient, uri: str, lines: tuple[int, int] = (0, 1)) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import end_of, inline, items, open_doc, server_env, until
+from tests.e2e.conftest import end_of, inline, items, open_doc, server_env, shown_text, until
 from tests.fakes.lmstudio_server import FakeLMStudio
 
 MODEL = "qwen2.5-coder-1.5b-instruct"
@@ -52,7 +52,7 @@ def _automatic(client: Any, uri: str, position: types.Position) -> asyncio.Futur
 
 def _texts(result: Any) -> list[str]:
     found = result.items if isinstance(result, types.InlineCompletionList) else result or []
-    return [i.insert_text for i in found]
+    return [shown_text(i) for i in found]
 
 
 def _completions(fake: FakeLMStudio) -> list[Any]:

@@ -280,3 +280,71 @@ async def test_off_for_a_language_asks_nothing_and_bad_params_are_a_clear_error(
         await client.protocol.send_request_async(
             METHOD, {"textDocument": {"uri": URI}, "position": {"line": -1, "character": 0}}
         )
+
+
+# --- the completion path and Neovim 0.12's inline completion -----------------------------------
+
+
+def _inline_params(line: int, character: int) -> types.InlineCompletionParams:
+    """Neovim 0.12's `vim.lsp.inline_completion` request: no version, always triggerKind 2."""
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
+    )
+
+
+async def test_a_next_edit_model_completes_with_its_edit_on_the_cursor_line(
+    start_server: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    fake_lmstudio.configure(models=MODELS, completion_reply=REPLIES["sweep-next-edit-1.5b"][1])
+    client = await _renamed(
+        start_server, fake_lmstudio, "sweep-next-edit-1.5b",
+        completion_model="sweep-next-edit-1.5b", debounce_ms="0",
+    )  # fmt: skip
+    end_of_body = len("    return math.pi * radius ** 2")
+    result = await client.text_document_inline_completion_async(_inline_params(4, end_of_body))
+    [item] = result.items
+    # The edit ("radius" -> "r") as ghost text from its start to the cursor, typed text kept.
+    assert item.insert_text == "r ** 2"
+    assert (item.range.start.line, item.range.start.character) == (4, 21)
+    assert (item.range.end.line, item.range.end.character) == (4, end_of_body)
+    assert item.command is not None and item.command.command == "aigents.nextEditAccepted"
+    # On the signature line the edit is elsewhere: no ghost text (copilotInlineEdit shows it).
+    result = await client.text_document_inline_completion_async(_inline_params(3, 10))
+    assert not result.items
+    sent = [r.body for r in fake_lmstudio.requests if r.path.endswith("/completions")]
+    assert sent and all("<|file_sep|>current/calc.py" in body["prompt"] for body in sent)
+
+
+async def test_neovim_012_shapes_no_version_trigger_2_no_cancel_item_from_the_word_start(
+    start_server: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    def reply(request: dict[str, Any]) -> str:
+        return "(items)" if "return sum<|fim_suffix|>" in request["prompt"] else "m(items)"
+
+    fake_lmstudio.configure(completion_reply=reply)
+    client = await start_server(
+        editor="neovim@v0.11.0",
+        provider="lmstudio",
+        api_base=fake_lmstudio.base_url,
+        completion_mode="inline",
+        debounce_ms="0",
+    )
+    text = "def total(items):\n    return su"
+    open_doc(client, URI, text + "\n")
+    # Neovim sends a request and never cancels it; the user types on meanwhile.
+    first = asyncio.ensure_future(
+        client.text_document_inline_completion_async(_inline_params(1, 13))
+    )
+    await until(lambda: any(r.path.endswith("/completions") for r in fake_lmstudio.requests))
+    type_text(client, URI, types.Position(line=1, character=13), "m")
+    second = await client.text_document_inline_completion_async(_inline_params(1, 14))
+    older = await first
+    assert all(item.insert_text.startswith("su") for item in older.items)
+    [item] = second.items
+    # The range starts at the word typed, and the text repeats it: shown once, not doubled.
+    assert item.insert_text == "sum(items)"
+    assert (item.range.start.character, item.range.end.character) == (11, 14)

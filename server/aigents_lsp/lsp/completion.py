@@ -338,14 +338,27 @@ def register(server: AigentsServer) -> None:
     ) -> types.InlineCompletionList:
         params = expect(params, types.InlineCompletionParams)
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        found = await suggest(ls, params.text_document.uri, params.position, invoked)
+        uri = params.text_document.uri
+        if ls.next_edit is not None:  # a next-edit model completes with its edits
+            edited = await ls.next_edit.inline_completion(uri, params.position, invoked)
+            if edited is not None:
+                return edited
+        found = await suggest(ls, uri, params.position, invoked)
         if found is None:
             return types.InlineCompletionList(items=[])
-        suggestion, _, position = found
+        suggestion, request, position = found
+        # From the start of the word typed, repeated in the text: Neovim 0.12 (which never
+        # cancels) then shows it without doubling what was typed meanwhile; VS Code likewise.
+        word = _WORD_BEFORE.search(request.prefix[-200:])
+        document = ls.workspace.text_documents.get(uri)
+        typed, start = "", position
+        if word and isinstance(document, LineDocument):
+            typed = word.group(0)
+            start = document.to_client(request.line, request.column - len(typed))
         item = types.InlineCompletionItem(
-            insert_text=suggestion.text,
-            range=types.Range(start=position, end=position),
-            command=_accept_command(suggestion, params.text_document.uri),
+            insert_text=typed + suggestion.text,
+            range=types.Range(start=start, end=position),
+            command=_accept_command(suggestion, uri),
         )
         return types.InlineCompletionList(items=[item])
 

@@ -26,7 +26,12 @@ from aigents_lsp.providers.base import ProviderError
 from aigents_lsp.providers.errors import ModelLoading
 
 if TYPE_CHECKING:
-    from aigents_lsp.nextedit.engine import NextEdit, NextEditEngine, NextEditTarget
+    from aigents_lsp.nextedit.engine import (
+        NextEdit,
+        NextEditEngine,
+        NextEditRequest,
+        NextEditTarget,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,7 @@ DID_SHOW = "textDocument/didShowInlineEdit"
 ACCEPTED_COMMAND = "aigents.nextEditAccepted"
 DISMISSED_COMMAND = "aigents.nextEditDismissed"
 PENDING = 64  # suggestions remembered for their accept/dismiss report
+_WORD_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 
 
 @dataclass(frozen=True)
@@ -98,13 +104,14 @@ class NextEditService:
         settings = self._ls.settings
         return settings.next_edit_languages.get(language, settings.next_edit)
 
-    async def target(self) -> NextEditTarget:
+    async def target(self, model: str | None = None) -> NextEditTarget:
         from aigents_lsp.nextedit.engine import NextEditTarget
         from aigents_lsp.nextedit.formats import FORMATS, pick_format
 
         backend, settings = self._ls.backend, self._ls.settings
         provider = await backend.provider("completion")
-        model = settings.next_edit_model or await backend.model_for("completion")
+        if model is None:
+            model = settings.next_edit_model or await backend.model_for("completion")
         fmt = pick_format(model, settings.next_edit_format)
         if fmt.kind == "completion" and provider.chat_only(model):
             fmt = FORMATS["generic"]  # a backend that only chats gets the chat prompt
@@ -124,11 +131,24 @@ class NextEditService:
         if not ls.context_allowed(uri) or not self.enabled_for(document.language_id or ""):
             self.engine.metrics.skipped += 1
             return empty
+        request = self._request(document, version, position)
+        edit = await self._generate(request, ls.settings.next_edit_debounce_ms / 1000)
+        if edit is None:
+            return empty
+        if (document.version or 0) != version:
+            self.engine.metrics.stale += 1
+            return empty  # typed on meanwhile: an edit for an older text is never returned
+        return {"edits": [self._item(document, request.uri, version, edit)]}
+
+    def _request(
+        self, document: LineDocument, version: int, position: types.Position
+    ) -> NextEditRequest:
         from aigents_lsp.lsp.completion import related_snippets
         from aigents_lsp.nextedit.engine import NextEditRequest
 
+        ls, uri = self._ls, document.uri
         line, column = document.to_server(position)
-        request = NextEditRequest(
+        return NextEditRequest(
             uri=uri,
             version=version,
             lines=list(document.lines),
@@ -140,26 +160,19 @@ class NextEditService:
             related=related_snippets(ls, uri)[:2],
             latest=self.history.latest(uri),
         )
-        edit = await self._generate(request)
-        if edit is None:
-            return empty
-        if (document.version or 0) != version:
-            self.engine.metrics.stale += 1
-            return empty  # typed on meanwhile: an edit for an older text is never returned
-        return {"edits": [self._item(document, request.uri, version, edit)]}
 
-    async def _generate(self, request: Any) -> NextEdit | None:
+    async def _generate(
+        self, request: NextEditRequest, delay: float, model: str | None = None
+    ) -> NextEdit | None:
         ls = self._ls
         backend, settings = ls.backend, ls.settings
         where: NextEditTarget | None = None
         try:
             async with asyncio.timeout(settings.completion_timeout):
-                where = await self.target()
+                where = await self.target(model)
                 await backend.ensure_loaded("completion", where.provider, where.model, wait=False)
                 async with backend.busy(where.model):
-                    edit = await self.engine.suggest(
-                        request, where, delay=settings.next_edit_debounce_ms / 1000
-                    )
+                    edit = await self.engine.suggest(request, where, delay=delay)
             backend.mark_ready(where.model, where.provider)
             return edit
         except ModelLoading:
@@ -171,11 +184,15 @@ class NextEditService:
             log.info("next edit: no answer within %s s", settings.completion_timeout)
             return None
 
-    def _item(self, document: LineDocument, uri: str, version: int, edit: NextEdit) -> Any:
+    def _offer(self, uri: str, version: int, text: str) -> str:
         ident = uuid.uuid4().hex[:16]
-        self.offered[ident] = Offered(uri, version, edit.text)
+        self.offered[ident] = Offered(uri, version, text)
         while len(self.offered) > PENDING:
             self.offered.popitem(last=False)
+        return ident
+
+    def _item(self, document: LineDocument, uri: str, version: int, edit: NextEdit) -> Any:
+        ident = self._offer(uri, version, edit.text)
         start = document.to_client(edit.start_line, edit.start_column)
         end = document.to_client(edit.end_line, edit.end_column)
         return {
@@ -191,6 +208,57 @@ class NextEditService:
                 "arguments": [ident],
             },
         }
+
+    # --- the completion path ------------------------------------------------------------------
+
+    async def inline_completion(
+        self, uri: str, position: types.Position, invoked: bool
+    ) -> types.InlineCompletionList | None:
+        """Ghost text from the next-edit model when the completion model is one (Sweep,
+        Zeta, Instinct): its edit, when it is on the cursor's line, as an inline completion
+        item, so editors without `copilotInlineEdit` benefit. None: not such a model (the
+        FIM path answers)."""
+        from aigents_lsp.nextedit.formats import format_for_model
+
+        ls = self._ls
+        settings = ls.settings
+        document = ls.workspace.text_documents.get(uri)
+        if not settings.next_edit or not isinstance(document, LineDocument):
+            return None
+        if not ls.context_allowed(uri) or not self.enabled_for(document.language_id or ""):
+            return None
+        try:
+            model = await ls.backend.model_for("completion")
+        except ProviderError:
+            return None  # the FIM path reports it
+        if format_for_model(model) is None:
+            return None
+        version = document.version or 0
+        request = self._request(document, version, position)
+        delay = 0.0 if invoked else settings.debounce_ms / 1000
+        edit = await self._generate(request, delay, model)
+        empty = types.InlineCompletionList(items=[])
+        if edit is None or (document.version or 0) != version:
+            return empty
+        line = request.line
+        if edit.start_line != line or edit.end_line != line:
+            return empty  # an edit elsewhere is for copilotInlineEdit, not ghost text
+        text = document.line_text(line)
+        typed = len(text[: request.column]) - len(text[: request.column].rstrip(_WORD_CHARS))
+        start = min(edit.start_column, request.column - typed)
+        end = max(edit.end_column, request.column)
+        insert = text[start : edit.start_column] + edit.text + text[edit.end_column : end]
+        ident = self._offer(uri, version, edit.text)
+        item = types.InlineCompletionItem(
+            insert_text=insert,
+            range=types.Range(
+                start=document.to_client(line, start), end=document.to_client(line, end)
+            ),
+            command=types.Command(
+                title="aigents: next edit accepted", command=ACCEPTED_COMMAND, arguments=[ident]
+            ),
+        )
+        return types.InlineCompletionList(items=[item])
 
     # --- reports from the editor ----------------------------------------------------------------
 
