@@ -282,3 +282,15 @@ def test_a_region_with_a_secret_is_never_sent_and_crlf_is_read_as_lines() -> Non
     assert built is not None
     inp, first = built
     assert inp.region == "a = 1\nb = 2\n" and first == 0 and inp.region[inp.cursor :] == " 2\n"
+
+
+def test_a_line_retyped_next_to_the_change_is_left_out_of_the_edit() -> None:
+    region = "A = 'alpha'\nB = 'beta'\n"
+    rewritten = "A = 'alpha'\nA = 'alpha'\nB = \"beta\"\n"
+    edit = minimal_edit(region, rewritten, 0)
+    assert edit is not None and (edit.old, edit.text) == ("'beta'", '"beta"')
+
+
+def test_a_rewrite_about_something_else_is_garbage() -> None:
+    region = "def h():\n    return 0\n"
+    assert minimal_edit(region, "lorem ipsum dolor sit amet " * 8 + "\n", 0) is None

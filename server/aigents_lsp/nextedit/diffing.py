@@ -50,7 +50,7 @@ def far_larger(region: str, rewritten: str) -> bool:
 
 def minimal_edit(region: str, rewritten: str, cursor: int) -> RegionEdit | None:
     """The edit to show for a model's rewrite of `region` with the cursor at offset `cursor`."""
-    if rewritten == region or far_larger(region, rewritten):
+    if rewritten == region or far_larger(region, rewritten) or unlike(region, rewritten):
         return None
     old_lines = region.splitlines(keepends=True)
     new_lines = rewritten.splitlines(keepends=True)
@@ -62,6 +62,7 @@ def minimal_edit(region: str, rewritten: str, cursor: int) -> RegionEdit | None:
             hunks += [_Hunk(i1 + k, i1 + k + 1, [new_lines[j1 + k]]) for k in range(i2 - i1)]
         elif tag != "equal":
             hunks.append(_Hunk(i1, i2, new_lines[j1:j2]))
+    hunks = [_without_retyped_edges(old_lines, h) for h in hunks]
     hunks = [h for h in hunks if not _noop(old_lines, h) and not _retyped(old_lines, h)]
     if not hunks:
         return None
@@ -71,6 +72,28 @@ def minimal_edit(region: str, rewritten: str, cursor: int) -> RegionEdit | None:
         hunks = elsewhere  # keep the line the user is typing on intact
     hunk = min(hunks, key=lambda h: (_distance(h, cursor_line), h.first < cursor_line))
     return _trimmed(old_lines, hunk)
+
+
+def _without_retyped_edges(old_lines: list[str], hunk: _Hunk) -> _Hunk:
+    """The hunk without new lines at its edges that repeat the line just above or below it
+    (a model that re-types its neighbour, then changes the line)."""
+    new = list(hunk.new)
+    replaced = hunk.last - hunk.first
+    above = old_lines[hunk.first - 1].rstrip() if hunk.first > 0 else None
+    below = old_lines[hunk.last].rstrip() if hunk.last < len(old_lines) else None
+    while len(new) > replaced and above is not None and new and new[0].rstrip() == above:
+        new.pop(0)
+    while len(new) > replaced and below is not None and new and new[-1].rstrip() == below:
+        new.pop()
+    return hunk if len(new) == len(hunk.new) else _Hunk(hunk.first, hunk.last, new)
+
+
+def unlike(region: str, rewritten: str) -> bool:
+    """Whether a rewrite shares too little with the region to be an edit of it (garbage:
+    an answer about something else)."""
+    if len(region) > 4000 or region.count("\n") < 1:
+        return False
+    return difflib.SequenceMatcher(None, region, rewritten, autojunk=False).ratio() < 0.5
 
 
 def _noop(old_lines: list[str], hunk: _Hunk) -> bool:

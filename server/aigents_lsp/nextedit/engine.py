@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aigents_lsp.nextedit.diffing import far_larger, minimal_edit
+from aigents_lsp.nextedit.diffing import far_larger, minimal_edit, unlike
 from aigents_lsp.nextedit.formats import NO_EDITS, NextEditFormat, NextEditInput
 from aigents_lsp.nextedit.history import EditEvent, Hunk, original_window
 from aigents_lsp.providers.base import ChatParams, CompletionParams, Provider, StreamDelta
@@ -241,7 +241,7 @@ class NextEditEngine:
             else:
                 metrics.rejected += 1
             return None
-        if far_larger(inp.region, rewritten):
+        if far_larger(inp.region, rewritten) or unlike(inp.region, rewritten):
             metrics.rejected += 1
             return None
         edit = minimal_edit(inp.region, rewritten, inp.cursor)
