@@ -169,3 +169,30 @@ async def test_tcp_mode_answers_malformed_requests(tmp_path: Path) -> None:
     finally:
         server.kill()
         await server.wait()
+
+
+def test_doctor_checks_the_next_edit_model_and_its_special_tokens(
+    tmp_path: Path, fake_lmstudio: FakeLMStudio
+) -> None:
+    from tests.fakes.lmstudio_server import default_models
+
+    models = default_models()
+    models.append({**models[0], "id": "sweep-next-edit-1.5b"})
+    fake_lmstudio.configure(models=models)
+    env = server_env(
+        tmp_path, api_base=fake_lmstudio.base_url, next_edit_model="sweep-next-edit-1.5b"
+    )
+    # The tokenizer splits `<|file_sep|>` (the fake counts ~4 characters a token): a failure.
+    report = json.loads(_run(["doctor", "--json"], env).stdout)
+    checks = {check["name"]: check for check in report["checks"]}
+    assert checks["next-edit model loaded"]["verdict"] == "pass"
+    assert "format sweep" in checks["next-edit model loaded"]["detail"]
+    tokens = checks["next-edit special tokens"]
+    assert tokens["verdict"] == "fail", tokens
+    assert "<|file_sep|> = 3 token(s)" in tokens["detail"]
+    assert "added tokens" in tokens["fix"]
+    # A tokenizer that reads them as one token each: passes.
+    fake_lmstudio.configure(single_tokens=("<|file_sep|>", "<|cursor|>"))
+    report = json.loads(_run(["doctor", "--json"], env).stdout)
+    checks = {check["name"]: check for check in report["checks"]}
+    assert checks["next-edit special tokens"]["verdict"] == "pass", checks

@@ -131,6 +131,7 @@ class Behaviour:
     jit: bool = True  # unloaded models load on demand; /v1/models lists all
     load_delay: float = 0.0
     context_length: int | None = None  # overflow when the prompt (~chars/4) exceeds it
+    single_tokens: tuple[str, ...] = ()  # counted as one prompt token each (special tokens)
     native_api: bool = True  # /api/v0 and /api/v1 routes exist
     api_v1: bool = True  # LM Studio 0.4+: /api/v1/models, /api/v1/models/load and /unload
     auto_evict: bool = True  # a just-in-time load unloads the previous just-in-time model
@@ -867,7 +868,11 @@ class _Generation:
             h._send_json(400, wire.JSON_OBJECT_UNSUPPORTED)
             return
         prompt = self._prompt_text()
-        self.prompt_tokens = wire.approx_tokens(prompt)
+        special = 0
+        for token in b.single_tokens:
+            special += prompt.count(token)
+            prompt = prompt.replace(token, "")
+        self.prompt_tokens = wire.approx_tokens(prompt) + special
         n_ctx = b.context_length or entry.get("loaded_context_length") or 4096
         if b.context_overflow or (b.context_length and self.prompt_tokens > b.context_length):
             tokens = max(self.prompt_tokens, n_ctx + 1)

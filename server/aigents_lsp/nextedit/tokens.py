@@ -21,7 +21,9 @@ async def _count(provider: Provider, model: str | None, text: str) -> int | None
     if counted:
         return counted
     result = await provider.complete(
-        CompletionParams(prompt=text, model=model, max_tokens=1, temperature=0.0)
+        CompletionParams(
+            prompt=text, model=model, max_tokens=1, temperature=0.0, include_usage=True
+        )
     )
     return result.usage.prompt_tokens if result.usage and result.usage.prompt_tokens else None
 

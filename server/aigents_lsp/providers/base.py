@@ -123,6 +123,8 @@ class CompletionParams:
     seed: int | None = None
     # A GBNF grammar the output must follow (llama.cpp servers only: `supports_grammar`).
     grammar: str | None = None
+    # Ask for `usage` in the stream (`stream_options.include_usage`): prompt token counts.
+    include_usage: bool = False
 
 
 @dataclass(frozen=True)

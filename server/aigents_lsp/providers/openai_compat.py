@@ -165,6 +165,8 @@ class OpenAICompatibleProvider(Provider):
             body["seed"] = params.seed
         if params.grammar is not None and self.supports_grammar:
             body["grammar"] = params.grammar
+        if params.include_usage:
+            body["stream_options"] = {"include_usage": True}
         async with contextlib.aclosing(self._stream("completions", model, body)) as stream:
             async for delta in stream:
                 yield delta
