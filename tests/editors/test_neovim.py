@@ -464,3 +464,65 @@ def test_classic_completion_without_ghost_text(tmp_path: Path, fake_lmstudio: Fa
     # the menu shows the first word; choosing it applies the item's whole text edit
     assert recorded["items"] == ["a"]
     assert recorded["line"] == "    return a + b"
+
+
+def test_next_edit_is_shown_with_extmarks_accepted_and_saved(
+    tmp_path: Path, fake_lmstudio: FakeLMStudio
+) -> None:
+    from tests.fakes.lmstudio_server import default_models
+
+    source = "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n"
+    renamed = source.replace("area(radius)", "area(r)")
+    rewrite = renamed.replace("pi * radius", "pi * r")
+    models = default_models()
+    models.append({**models[0], "id": "zeta-2"})
+
+    def reply(request: dict[str, Any]) -> str:
+        prompt = str(request.get("prompt", ""))
+        return rewrite + ">>>>>>> UPDATED\n" if "<[fim-middle]>" in prompt else ""
+
+    fake_lmstudio.configure(models=models, completion_reply=reply)
+    recorded = run_nvim(
+        tmp_path,
+        fake_lmstudio,
+        source=source,
+        filename="calc.py",
+        setup="{ next_edit_debounce_ms = 50, settings = { nextEditModel = 'zeta-2',"
+        " nextEditDebounceMs = 0 } }",
+        scenario="""
+        H.client()
+        local ns = require('aigents.nextedit').ns
+        local function marks()
+          local found = {}
+          for _, m in ipairs(vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })) do
+            local d = m[4]
+            found[#found + 1] = {
+              row = m[2], col = m[3], end_col = d.end_col, hl = d.hl_group,
+              text = d.virt_text and d.virt_text[1][1],
+            }
+          end
+          return #found > 0 and found
+        end
+        vim.api.nvim_win_set_cursor(0, { 4, 9 })
+        H.type('ciwr<Esc>')
+        H.record('marks', H.wait(15000, marks))
+        H.type('<Tab>')
+        H.record('after', H.wait(5000, function()
+          local line = vim.fn.getline(5)
+          return line:match('pi %* r ') and line
+        end))
+        H.record('cleared', H.wait(5000, function() return not marks() end))
+        vim.cmd('write')
+        H.record('stats', H.execute('aigents.stats', vim.empty_dict()))
+        """,
+    )
+    marks = recorded["marks"]
+    [deleted] = [m for m in marks if m.get("hl") == "AigentsNextEditDelete"]
+    [added] = [m for m in marks if m.get("text")]
+    assert (deleted["row"], deleted["col"], deleted["end_col"]) == (4, 21, 27), marks
+    assert (added["row"], added["col"], added["text"]) == (4, 27, "r"), marks
+    assert recorded["after"] == "    return math.pi * r ** 2"
+    assert recorded["cleared"]
+    assert (tmp_path / "ws" / "calc.py").read_text() == rewrite  # on disk
+    stats = recorded["stats"]["next_edit"]
+    assert (stats["edits"] >= 1, stats["shown"] >= 1, stats["accepted"]) == (True, True, 1)

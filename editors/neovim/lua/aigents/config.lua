@@ -13,6 +13,10 @@ local M = {}
 ---@field accept_line_key? string|false
 ---@field dismiss_key? string|false
 ---@field answer_window? "split"|"vsplit"|"float" where explain/chat answers are shown
+---@field next_edit? boolean next-edit suggestions (textDocument/copilotInlineEdit)
+---@field next_edit_debounce_ms? integer pause in editing before the next edit is asked
+---@field next_edit_accept_key? string|false normal mode: apply the shown next edit
+---@field next_edit_dismiss_key? string|false normal mode: drop it
 M.defaults = {
   cmd = nil,
   filetypes = nil,
@@ -25,6 +29,10 @@ M.defaults = {
   accept_line_key = '<M-Down>',
   dismiss_key = '<C-]>',
   answer_window = 'split',
+  next_edit = true,
+  next_edit_debounce_ms = 400,
+  next_edit_accept_key = '<Tab>',
+  next_edit_dismiss_key = '<Esc>',
 }
 
 ---@type aigents.Options

@@ -49,6 +49,7 @@ local function on_attach(client, bufnr)
   else
     require('aigents.items').enable(client, bufnr)
   end
+  require('aigents.nextedit').attach(client, bufnr)
 end
 
 ---@param opts? aigents.Options
@@ -72,10 +73,12 @@ function M.setup(opts)
       local client = vim.lsp.get_client_by_id(args.data.client_id)
       if client and client.name == M.NAME then
         require('aigents.ghost').detach(args.buf)
+        require('aigents.nextedit').detach(args.buf)
       end
     end,
   })
   require('aigents.ghost').define_highlight()
+  require('aigents.nextedit').define_highlight()
   vim.lsp.enable(M.NAME)
 end
 
