@@ -112,8 +112,12 @@ class Editor:
         items = result.items if isinstance(result, types.InlineCompletionList) else result
         if not items:
             return None, sent, answered
-        text = items[0].insert_text
-        return (text if isinstance(text, str) else text.value), sent, answered
+        item = items[0]
+        text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+        span = item.range  # items start at the word typed, which they repeat: shown is the rest
+        if span is not None and span.start.line == span.end.line:
+            text = text[span.end.character - span.start.character :]
+        return text, sent, answered
 
 
 async def run(bursts: int, debounce_ms: int, source: str) -> int:

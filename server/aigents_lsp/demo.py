@@ -230,8 +230,12 @@ async def _ask(
         found = answer.items if isinstance(answer, types.InlineCompletionList) else answer
         if not found:
             return None
-        first = found[0].insert_text
-        return first if isinstance(first, str) else first.value
+        item = found[0]
+        first = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+        span = item.range  # items start at the word typed, which they repeat
+        if span is not None and span.start.line == span.end.line:
+            first = first[span.end.character - span.start.character :]
+        return first
     listed = await client.text_document_completion_async(
         types.CompletionParams(
             text_document=document,

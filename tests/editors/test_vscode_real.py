@@ -71,7 +71,19 @@ DOCSTRING_REPLY = (
     '```python\ndef area(r):\n    """Area of a circle of radius r."""\n'
     "    return 3.14159 * r * r\n```"
 )
+NEXT_SOURCE = "import math\n\n\ndef disc(radius):\n    return math.pi * radius ** 2\n"
+NEXT_REWRITE = NEXT_SOURCE.replace("radius", "r")
 EDIT_REPLY = "Here you go:\n```python\ndef circumference(r):\n    return 2 * math.pi * r\n```\n"
+
+
+def completion_reply(body: dict[str, Any]) -> str:
+    """Ghost text, or (a Zeta-2 next-edit prompt) the rewrite of the renamed function."""
+    prompt = str(body.get("prompt", ""))
+    if "<[fim-middle]>" not in prompt:
+        return "" if "def disc(" in prompt else "a + b"  # no ghost text over the next edit
+    if "def disc(r" in prompt:
+        return NEXT_REWRITE + ">>>>>>> UPDATED\n"
+    return "NO_EDITS\n>>>>>>> UPDATED\n"
 
 
 def chat_reply(body: dict[str, Any]) -> str:
@@ -88,6 +100,16 @@ SCENARIOS: list[dict[str, Any]] = [
         "header": "def add(a, b):",
         "typed": "return ",
         "expectLine": "return a + b",
+    },
+    {
+        "name": "nextedit",
+        "kind": "nextedit",
+        "file": "disc.py",
+        "cursorAt": "def disc(radius)",
+        "back": 2,  # before "):"
+        "erase": 6,  # "radius"
+        "typed": "r",
+        "expectLine": "return math.pi * r ** 2",
     },
     {
         "name": "docstring",
@@ -189,8 +211,13 @@ def session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     (workspace / "ghost.py").write_text(GHOST_SOURCE)
     (workspace / "docstring.py").write_text(DOCSTRING_SOURCE)
     (workspace / "edit.py").write_text(EDIT_SOURCE)
+    (workspace / "disc.py").write_text(NEXT_SOURCE)
 
-    fake = FakeLMStudio(reply=chat_reply, completion_reply="a + b").start()
+    from tests.fakes.lmstudio_server import default_models
+
+    models = default_models()
+    models.append({**models[0], "id": "zeta-2"})
+    fake = FakeLMStudio(reply=chat_reply, completion_reply=completion_reply, models=models).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIGENTS_", "VSCODE_"))}
     env.update(
         HOME=str(home),
@@ -214,6 +241,8 @@ def session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
                 "aigents.provider": "lmstudio",
                 "aigents.apiBase": fake.base_url,
                 "aigents.debounceMs": 50,
+                "aigents.nextEditModel": "zeta-2",
+                "aigents.nextEditDebounceMs": 0,
                 "aigents.logLevel": "debug",
                 "aigents.logFile": str(root / "aigents-lsp.log"),
             },
@@ -334,6 +363,12 @@ def test_ghost_text_appears_while_typing_and_tab_accepts_it(session: Session) ->
     assert record["ghost"].strip() == "a + b"
     saved = (session.workspace / "ghost.py").read_text()
     assert re.search(r"^def add\(a, b\):\n    return a \+ b$", saved, re.M), saved
+
+
+def test_next_edit_is_previewed_at_its_place_and_tab_applies_it(session: Session) -> None:
+    record = session.scenario("nextedit")
+    assert record["struck"] == "radius" and record["added"] == "r"
+    assert (session.workspace / "disc.py").read_text() == NEXT_REWRITE  # on disk
 
 
 def test_add_docstring_from_the_palette_edits_the_file(session: Session) -> None:

@@ -157,6 +157,38 @@ const scenarios = {
     await save(page);
   },
 
+  /** Rename a word on `cursorAt`'s line (`erase` characters before the line's end minus
+   * `back`, then `typed`): the next edit appears as a diff preview (struck-through old text,
+   * new text after it); Tab applies it. */
+  async nextedit(page, s, record) {
+    await openFile(page, s.file);
+    await clickLine(page, s.cursorAt);
+    for (let i = 0; i < (s.back ?? 0); i += 1) await page.keyboard.press('ArrowLeft');
+    for (let i = 0; i < s.erase; i += 1) await page.keyboard.press('Backspace');
+    await page.keyboard.type(s.typed, { delay: 40 });
+    const preview = async () =>
+      page.locator(`${ACTIVE_EDITOR} .view-lines`).first().evaluate((root) => {
+        const struck = [];
+        const added = [];
+        for (const span of root.querySelectorAll('span')) {
+          if (getComputedStyle(span).textDecorationLine.includes('line-through')) struck.push(span.textContent);
+          const after = getComputedStyle(span, '::after').content;
+          if (after && after !== 'none' && after !== 'normal') added.push(after.replace(/^"|"$/g, ''));
+        }
+        return struck.length && added.length ? { struck: struck.join(''), added: added.join('') } : undefined;
+      });
+    const shown = await until('the next-edit preview', seconds(90), preview, 250);
+    record.struck = shown.struck.replace(/\u00a0/g, ' ');
+    record.added = shown.added;
+    log(`next edit shown: ${JSON.stringify(shown)}`);
+    await page.keyboard.press('Tab');
+    record.text = await until('the next edit applied', seconds(20), async () => {
+      const text = await editorText(page);
+      return text.includes(s.expectLine) && !(await preview()) ? text : undefined;
+    });
+    await save(page);
+  },
+
   /** A palette command on the cursor's line (or `selectDown` more lines): its edit must land in
    * the file without the refactor preview. */
   async command(page, s, record) {

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { LanguageClient, State } from 'vscode-languageclient/node';
 import { AigentsCommands } from './common/commands';
 import { pickModel } from './common/models';
+import { NextEdits } from './common/nextedit';
 import { ResultsPanel } from './common/panel';
 import {
   ServerCommand,
@@ -23,6 +24,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const panel = new ResultsPanel();
   const settingNames = serverSettingNames(context.extension);
   const commands = new AigentsCommands(() => client, panel);
+  const nextEdits = new NextEdits(() => client);
   context.subscriptions.push(log, status, panel);
 
   const stop = async (): Promise<void> => {
@@ -67,6 +69,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   context.subscriptions.push(
     ...commands.register(),
+    ...nextEdits.register(),
     vscode.commands.registerCommand('aigents.restart', restart),
     vscode.commands.registerCommand('aigents.showOutput', () => log.show()),
     vscode.commands.registerCommand('aigents.pickModel', () => pickModel(server, settingNames, log)),
