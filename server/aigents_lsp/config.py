@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from aigents_lsp.addresses import default_base
 from aigents_lsp.paths import user_config_dir
 
 ProviderName = Literal[
@@ -325,8 +326,6 @@ class Settings(BaseModel):
     @property
     def base_url(self) -> str:
         """`api_base`, else the default address of `provider`."""
-        from aigents_lsp.providers.presets import default_base
-
         return self.api_base or default_base(self.provider)
 
     def model_for(self, task: Literal["completion", "chat", "embedding"]) -> str | None:

@@ -14,8 +14,8 @@ from aigents_lsp.completion.templates import (
     normalize_model_id,
     pick_template,
     strip_model_output,
-    strip_think,
 )
+from aigents_lsp.providers.reasoning import strip_think
 
 PREFIX, SUFFIX = "def f(x):\n    return ", "\n\nprint(f(1))\n"
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from aigents_lsp.assist.tools import ToolArgumentError, WorkspaceTools, parse_arguments
 from aigents_lsp.providers.base import ChatMessage, ChatParams, Provider, ProviderError, ToolCall
-from aigents_lsp.providers.openai_wire import ThinkSplitter
+from aigents_lsp.providers.reasoning import ThinkSplitter
 
 Stopped = Literal["answer", "step_limit", "no_tools"]
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from aigents_lsp.providers.base import ChatMessage
+from aigents_lsp.providers.reasoning import strip_think
 
 Snippet = tuple[str, str]
 """Repository context: (path relative to the workspace, text)."""
@@ -362,9 +363,6 @@ def custom_template(template: str, stop: Sequence[str] = ()) -> FimTemplate:
 
 # --- cleaning model output ---------------------------------------------------------------------
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
-
-
 _PREFIX_END = "\ue000"  # private-use characters: never in a real prompt
 _SUFFIX_MARK = "\ue001"
 
@@ -386,17 +384,6 @@ def prefill_prompt(
     rendered = template.render(prefix + _PREFIX_END, "", context=context, file_path=file_path)
     cut = rendered.find(_PREFIX_END)
     return rendered[:cut] if cut > 0 else None
-
-
-def strip_think(text: str) -> str:
-    """Drop <think>…</think> blocks, an unterminated <think> and everything before a stray
-    </think> (the opening tag was in the prompt)."""
-    stripped = _THINK_BLOCK.sub("", text)
-    if "<think>" in stripped:
-        stripped = stripped[: stripped.index("<think>")]
-    if "</think>" in stripped:
-        stripped = stripped[stripped.rindex("</think>") + len("</think>") :]
-    return stripped.lstrip("\n") if stripped != text else text
 
 
 def strip_model_output(text: str, tokens: Sequence[str] = ()) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from aigents_lsp.lsp.documents import LineDocument
-from aigents_lsp.lsp.server import AigentsServer, expect
+from aigents_lsp.lsp.requests import expect
 from aigents_lsp.paths import user_config_dir
 from aigents_lsp.providers.base import ProviderError
 from aigents_lsp.providers.errors import BackendHung, ModelLoading
@@ -29,6 +29,7 @@ from aigents_lsp.providers.waiting import WAIT_POLICY, WAIT_TRACKER, WaitPolicy,
 if TYPE_CHECKING:
     # The engine (templates, post-processing) loads on the first request, not at start-up.
     from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
+    from aigents_lsp.lsp.server import AigentsServer
 
 log = logging.getLogger(__name__)
 
@@ -411,25 +412,25 @@ def register(server: AigentsServer) -> None:
         ls.recent_edits.pop(uri, None)
 
     @server.command(ACCEPTED_COMMAND)
-    def completion_accepted(ls: AigentsServer, *args: Any) -> None:
-        ls.completion_engine.metrics.accepted += 1
-        ls.persist_stats(every=10.0)
+    def completion_accepted(*args: Any) -> None:
+        server.completion_engine.metrics.accepted += 1
+        server.persist_stats(every=10.0)
 
     @server.command(STATS_COMMAND)
-    def stats(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+    def stats(*args: Any) -> dict[str, Any]:
         """Local completion metrics (also shown in the editor as a message), and what the
         process holds (`runtime`: tasks, sockets, HTTP connections, memory)."""
-        snapshot = ls.completion_engine.metrics.snapshot()
-        ls.persist_stats()
+        snapshot = server.completion_engine.metrics.snapshot()
+        server.persist_stats()
         summary = ", ".join(
             f"{k.replace('_', ' ')} {v}" for k, v in snapshot.items() if v is not None
         )
-        ls.notify_user(f"aigents completion stats: {summary}", "info")
+        server.notify_user(f"aigents completion stats: {summary}", "info")
         from aigents_lsp.lsp.runtime import runtime_counters
 
         return {
             "completion": snapshot,
-            "since": ls.started_at,
-            "uptime_s": round(time.time() - ls.started_at, 1),
-            "runtime": runtime_counters(ls),
+            "since": server.started_at,
+            "uptime_s": round(time.time() - server.started_at, 1),
+            "runtime": runtime_counters(server),
         }

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+from aigents_lsp.addresses import PRESETS, is_loopback
 from aigents_lsp.providers.base import (
     BackendTimeout,
     BackendUnavailable,
@@ -31,7 +32,7 @@ from aigents_lsp.providers.base import (
     ProviderError,
 )
 from aigents_lsp.providers.errors import BackendHung, FirstTokenTimeout, ModelLoading, StreamStalled
-from aigents_lsp.providers.presets import PRESETS, build_provider, is_loopback
+from aigents_lsp.providers.presets import build_provider
 from aigents_lsp.providers.waiting import WaitTracker
 
 if TYPE_CHECKING:

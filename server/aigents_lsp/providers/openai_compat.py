@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
+from aigents_lsp.addresses import is_loopback
 from aigents_lsp.providers.base import (
     BadResponse,
     ChatParams,
@@ -41,7 +42,6 @@ from aigents_lsp.providers.openai_wire import (
     embeddings_from_body,
     models_from_body,
 )
-from aigents_lsp.providers.presets import is_loopback
 from aigents_lsp.providers.waiting import Probe, StreamWatch
 
 log = logging.getLogger(__name__)
