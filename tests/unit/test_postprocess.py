@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aigents_lsp.completion.families import TEMPLATES
 from aigents_lsp.completion.postprocess import (
     RULES,
     CursorContext,
@@ -18,7 +19,6 @@ from aigents_lsp.completion.postprocess import (
     postprocess,
     should_stop,
 )
-from aigents_lsp.completion.templates import TEMPLATES
 
 CURSOR = "█"
 GOLDEN_FILE = Path(__file__).parent / "golden" / "postprocess.toml"

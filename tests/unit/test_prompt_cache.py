@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from aigents_lsp.completion.budget import INITIAL_TOKENS, PromptBudget, common_prefix_length
 from aigents_lsp.completion.context import anchored_prefix, build_context
 from aigents_lsp.completion.engine import CompletionEngine
+from aigents_lsp.completion.families import TEMPLATES, pick_template
 from aigents_lsp.completion.request import CompletionRequest, Target
-from aigents_lsp.completion.templates import TEMPLATES, pick_template, prefill_prompt
+from aigents_lsp.completion.templates import prefill_prompt
 from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import (
     CompletionParams,

@@ -28,16 +28,12 @@ from aigents_lsp.completion.context import (
     build_context,
     redacted,
 )
+from aigents_lsp.completion.families import pick_template
 from aigents_lsp.completion.metrics import CompletionMetrics
 from aigents_lsp.completion.postprocess import cursor_indent, postprocess, should_stop
 from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
 from aigents_lsp.completion.scheduler import DocumentScheduler, Generation, Superseded
-from aigents_lsp.completion.templates import (
-    FimTemplate,
-    extract_fill,
-    pick_template,
-    prefill_prompt,
-)
+from aigents_lsp.completion.templates import FimTemplate, extract_fill, prefill_prompt
 from aigents_lsp.providers.base import (
     ChatParams,
     CompletionParams,
