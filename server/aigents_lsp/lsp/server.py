@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from aigents_lsp.config import Settings, SettingsProblem
     from aigents_lsp.lsp.progress import Progress, QueuedProgress
     from aigents_lsp.lsp.search import IndexService
-    from aigents_lsp.providers.backend import Backend, Status
+    from aigents_lsp.providers.backend import Backend
+    from aigents_lsp.providers.backend_state import Status
     from aigents_lsp.workspace.ignore import IgnoreRules
 
 log = logging.getLogger(__name__)
