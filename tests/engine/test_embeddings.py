@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from aigents_lsp.index.indexer import EmbeddingSource, SemanticIndex
+from aigents_lsp.index.indexer import SemanticIndex
+from aigents_lsp.index.memory import EmbeddingSource
 from aigents_lsp.index.store import IndexStore
 from aigents_lsp.providers.embedded import EmbeddedEngine, EmbeddedProvider, embedded_available
 from aigents_lsp.providers.embedded_models import SMOLLM2

@@ -22,7 +22,8 @@ from aigents_lsp.lsp.requests import RequestFailed
 from aigents_lsp.providers.base import NoModelLoaded, Provider, ProviderError
 
 if TYPE_CHECKING:
-    from aigents_lsp.index.indexer import BuildReport, EmbeddingSource, SemanticIndex
+    from aigents_lsp.index.indexer import BuildReport, SemanticIndex
+    from aigents_lsp.index.memory import EmbeddingSource
     from aigents_lsp.index.search import SearchHit
     from aigents_lsp.lsp.server import AigentsServer
 
@@ -41,7 +42,7 @@ _WATCHER_ID = "aigents-index-watcher"
 async def embedding_source(ls: AigentsServer) -> tuple[EmbeddingSource | None, str]:
     """The embedding model to index with, or None and why not. The one place that knows how
     the backend gives out providers (re-point it when routing by task arrives)."""
-    from aigents_lsp.index.indexer import EmbeddingSource
+    from aigents_lsp.index.memory import EmbeddingSource
 
     backend = ls.backend
     try:
@@ -104,7 +105,8 @@ class IndexService:
         ls = self._ls
         if ls.settings.index == "off" or not ls.workspace_roots or self.index is not None:
             return
-        from aigents_lsp.index.indexer import IndexOptions, SemanticIndex
+        from aigents_lsp.index.indexer import SemanticIndex
+        from aigents_lsp.index.memory import IndexOptions
         from aigents_lsp.index.store import IndexStore, store_path
 
         try:
