@@ -358,7 +358,7 @@ async def _tool_probe(provider: Provider, settings: Settings) -> Check:
 
 
 def _embedded_check(settings: Settings) -> Check:
-    from aigents_lsp.providers.embedded import embedded_available
+    from aigents_lsp.providers.engine_process import embedded_available
 
     if settings.provider == "lmstudio":
         return Check("embedded engine", "skip", "provider is `lmstudio`: no fallback by choice")
