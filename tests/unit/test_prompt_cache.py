@@ -258,11 +258,11 @@ def test_prefill_prompt_is_the_head_of_the_prompt() -> None:
 
 
 def _typed(gaps: list[float], monkeypatch) -> float:  # type: ignore[no-untyped-def]
-    from aigents_lsp.completion import engine as engine_module
+    from aigents_lsp.completion import scheduler
 
     clock = [100.0]
-    monkeypatch.setattr(engine_module.time, "perf_counter", lambda: clock[0])
-    debounce = engine_module.AdaptiveDebounce()
+    monkeypatch.setattr(scheduler.time, "perf_counter", lambda: clock[0])
+    debounce = scheduler.AdaptiveDebounce()
     debounce.keystroke("u")
     for gap in gaps:
         clock[0] += gap
