@@ -27,8 +27,8 @@ from aigents_lsp.completion.context import (
 )
 from aigents_lsp.completion.families import pick_template
 from aigents_lsp.completion.metrics import CompletionMetrics
-from aigents_lsp.completion.mode import Mode, decide_mode, indent_unit
-from aigents_lsp.completion.postprocess import cursor_indent, postprocess, should_stop
+from aigents_lsp.completion.mode import Mode, cursor_indent, decide_mode, indent_unit, should_stop
+from aigents_lsp.completion.postprocess import postprocess
 from aigents_lsp.completion.read_ahead import Prefill, PromptWatch, ReadAhead
 from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
 from aigents_lsp.completion.scheduler import (

@@ -1,6 +1,6 @@
-"""Where a suggestion goes and what shape it takes, decided before generating: single-line,
-multi-line (an empty line that opens a block), or nothing (the user is editing inside a line);
-and the document's indentation step.
+"""The shape of a suggestion: decided before generating (`decide_mode`: single-line, multi-line
+on an empty line that opens a block, or nothing while the user edits inside a line), and while it
+streams (`should_stop`: the line or the block is complete); and the indentation both read.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Literal
 
 Mode = Literal["single", "multi"]
 
+TAB_WIDTH = 4
 MAX_DOCSTRING_LINES = 60  # looked back over to find the signature above a docstring
 # More than this many non-space characters after the cursor (other than closers): no
 # automatic suggestion, the user is editing inside a line.
@@ -77,3 +78,40 @@ def indent_unit(prefix: str) -> str:
     steps = [b - a for a, b in zip([0, *widths], widths, strict=False) if b > a]
     step = min(steps) if steps else 4
     return " " * (step if step in (2, 3, 4, 8) else 4)
+
+
+def leading_whitespace(line: str) -> str:
+    """The spaces and tabs a line starts with."""
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def indent_width(whitespace: str) -> int:
+    """Columns taken by leading whitespace, a tab counting as TAB_WIDTH."""
+    ws = leading_whitespace(whitespace)
+    return ws.count(" ") + TAB_WIDTH * ws.count("\t")
+
+
+def cursor_indent(prefix: str) -> int:
+    """The indentation of the cursor's line: the block a multi-line suggestion starts in."""
+    return indent_width(prefix.rsplit("\n", 1)[-1])
+
+
+def should_stop(text_so_far: str, *, multiline: bool, start_indent: int, max_lines: int) -> bool:
+    """Whether a stream can stop: single-line at the first newline; multi-line once `max_lines`
+    lines are complete, a blank line follows code, or a complete later line is less indented
+    than the block (`start_indent` from `cursor_indent`; at column 0, the first line's own
+    indentation)."""
+    if not multiline:
+        return "\n" in text_so_far
+    lines = text_so_far.split("\n")
+    complete = lines[:-1]
+    if len(complete) >= max_lines:
+        return True
+    seen_code = False
+    for line in complete:
+        if line.strip():
+            seen_code = True
+        elif seen_code:
+            return True  # a blank line after code: the paragraph is complete
+    start = start_indent or indent_width(lines[0])
+    return any(line.strip() and indent_width(line) < start for line in complete[1:])
