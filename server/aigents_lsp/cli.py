@@ -103,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _backend() -> Backend:
     from pathlib import Path
 
-    from aigents_lsp.config import load_settings
     from aigents_lsp.providers.backend import Backend
+    from aigents_lsp.settings_sources import load_settings
 
     settings, problems = load_settings([Path.cwd()])
     for problem in problems:

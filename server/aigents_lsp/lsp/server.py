@@ -23,11 +23,12 @@ if TYPE_CHECKING:
     # the backend (built on first use).
     from aigents_lsp.assist.tools import WorkspaceTools
     from aigents_lsp.completion.engine import CompletionEngine
-    from aigents_lsp.config import Settings, SettingsProblem
+    from aigents_lsp.config import Settings
     from aigents_lsp.lsp.progress import Progress, QueuedProgress
     from aigents_lsp.lsp.search import IndexService
     from aigents_lsp.providers.backend import Backend
     from aigents_lsp.providers.backend_state import Status
+    from aigents_lsp.settings_sources import SettingsProblem
     from aigents_lsp.workspace.ignore import IgnoreRules
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,7 @@ class AigentsServer(LanguageServer):
 
     def load_base_settings(self) -> None:
         """Files, environment and `initializationOptions` (kept from `initialize`)."""
-        from aigents_lsp.config import SettingsLayer, load_settings
+        from aigents_lsp.settings_sources import SettingsLayer, load_settings
 
         extra = []
         options = self.init_options
@@ -308,7 +309,8 @@ class AigentsServer(LanguageServer):
         """`workspace/configuration` or `didChangeConfiguration`: the editor's whole section,
         over files, environment and initializationOptions (so a setting removed in the editor
         goes back to those); a bad value is reported by name and its last good value stays."""
-        from aigents_lsp.config import Settings, SettingsLayer, merge
+        from aigents_lsp.config import Settings
+        from aigents_lsp.settings_sources import SettingsLayer, merge
 
         if not isinstance(values, dict):
             return
