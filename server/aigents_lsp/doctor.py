@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from aigents_lsp.config import Settings, load_settings
+from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import (
     ChatMessage,
     ChatParams,
@@ -27,6 +27,7 @@ from aigents_lsp.providers.base import (
 )
 from aigents_lsp.providers.lmstudio import LMStudioProvider
 from aigents_lsp.providers.presets import build_provider
+from aigents_lsp.settings_sources import load_settings
 
 Verdict = Literal["pass", "warn", "fail", "skip"]
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
@@ -358,7 +359,7 @@ async def _tool_probe(provider: Provider, settings: Settings) -> Check:
 
 
 def _embedded_check(settings: Settings) -> Check:
-    from aigents_lsp.providers.embedded import embedded_available
+    from aigents_lsp.providers.engine_process import embedded_available
 
     if settings.provider == "lmstudio":
         return Check("embedded engine", "skip", "provider is `lmstudio`: no fallback by choice")

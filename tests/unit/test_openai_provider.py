@@ -27,7 +27,8 @@ from aigents_lsp.providers.base import (
     WrongRoute,
 )
 from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, redact
-from aigents_lsp.providers.openai_wire import StreamParser, ThinkSplitter, collect
+from aigents_lsp.providers.openai_wire import StreamParser, collect
+from aigents_lsp.providers.reasoning import ThinkSplitter
 from tests.fakes.lmstudio_server import DEFAULT_TOKEN, FakeLMStudio
 
 CHAT = ChatParams(messages=[ChatMessage("user", "Say hello.")], model="llama-3.2-3b-instruct")

@@ -18,7 +18,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from aigents_lsp.lsp.documents import LineDocument
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
 from aigents_lsp.lsp.logs import default_log_path
-from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.lsp.requests import RequestFailed, command_argument
 from aigents_lsp.lsp.workspace_edits import (
     DocumentChanged,
     EditTarget,
@@ -29,6 +29,7 @@ from aigents_lsp.providers.base import ChatMessage, Provider, ProviderError
 
 if TYPE_CHECKING:
     from aigents_lsp.assist.tasks import AssistRequest, AssistResult, TaskName
+    from aigents_lsp.lsp.server import AigentsServer
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +63,7 @@ REWRITE_CHOICES = {
 }
 
 
-class RequestFailed(JsonRpcException):
-    """LSP `RequestFailed` (-32803): the request was valid but could not be carried out."""
-
-    CODE = -32803
-
-
 # --- arguments ---------------------------------------------------------------------------------
-
-
-def _argument(args: tuple[Any, ...]) -> dict[str, Any]:
-    """Commands take one object argument; editors sometimes wrap it in a list."""
-    if len(args) == 1 and isinstance(args[0], dict):
-        return args[0]
-    if not args:
-        return {}
-    raise JsonRpcInvalidParams(message="expected one object argument, e.g. {uri, range}")
 
 
 def _range(ls: AigentsServer, value: Any) -> types.Range:
@@ -416,10 +402,11 @@ async def ask_instruction(ls: AigentsServer) -> str | None:
 
 
 def register(server: AigentsServer) -> None:
+    # Command handlers use `server` from here, not an `ls` parameter (see lsp/features.py).
     def make(task: TaskName, whole_block: bool) -> None:
         @server.command(COMMANDS[task])
-        async def handler(ls: AigentsServer, *args: Any) -> dict[str, Any]:
-            return await execute(ls, task, _argument(args), whole_block=whole_block)
+        async def handler(*args: Any) -> dict[str, Any]:
+            return await execute(server, task, command_argument(args), whole_block=whole_block)
 
     make("explain", False)
     make("edit", False)
@@ -429,20 +416,16 @@ def register(server: AigentsServer) -> None:
     make("chat", False)
 
     @server.command(CANCEL_COMMAND)
-    def cancel(ls: AigentsServer, *args: Any) -> dict[str, int]:
+    def cancel(*args: Any) -> dict[str, int]:
         """Cancel every running command (their backend streams are closed)."""
-        return {"cancelled": ls.jobs.cancel_all()}
+        return {"cancelled": server.jobs.cancel_all()}
 
     @server.command(ACTION_COMMAND)
-    async def action(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+    async def action(*args: Any) -> dict[str, Any]:
         """A user-defined action from the `actions` setting: {uri, range, name}."""
-        arg = _argument(args)
-        found = next((a for a in ls.settings.actions if a.title == arg.get("name")), None)
+        arg = command_argument(args)
+        found = next((a for a in server.settings.actions if a.title == arg.get("name")), None)
         if found is None:
             raise JsonRpcInvalidParams(message=f"no action named {arg.get('name')!r}")
         arg = {**arg, "template": found.prompt, "wantsEdit": found.edit}
-        return await execute(ls, "custom", arg)
-
-    from aigents_lsp.lsp import models  # aigents.listModels, aigents.selectModel
-
-    models.register(server)
+        return await execute(server, "custom", arg)

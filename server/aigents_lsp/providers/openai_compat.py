@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
+from aigents_lsp.addresses import is_loopback
 from aigents_lsp.providers.base import (
     BadResponse,
     ChatParams,
@@ -29,19 +30,13 @@ from aigents_lsp.providers.base import (
     SpeedStats,
     StreamDelta,
 )
+from aigents_lsp.providers.bodies import embeddings_from_body, models_from_body
 from aigents_lsp.providers.errors import classify, error_code, error_message, excerpt, sentence
 from aigents_lsp.providers.errors import from_transport_error as _transport_error
 from aigents_lsp.providers.http_pool import reclaim_orphaned_connections
 from aigents_lsp.providers.native import NativeStreamParser, Translate
-from aigents_lsp.providers.openai_wire import (
-    MAX_BODY_BYTES,
-    MAX_LINE_BYTES,
-    StreamParser,
-    collect,
-    embeddings_from_body,
-    models_from_body,
-)
-from aigents_lsp.providers.presets import is_loopback
+from aigents_lsp.providers.openai_wire import MAX_BODY_BYTES, StreamParser, collect
+from aigents_lsp.providers.sse import MAX_LINE_BYTES
 from aigents_lsp.providers.waiting import Probe, SpeedMemory, StreamWatch
 
 log = logging.getLogger(__name__)
