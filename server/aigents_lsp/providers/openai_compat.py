@@ -33,7 +33,7 @@ from aigents_lsp.providers.native import NativeStreamParser, Translate
 from aigents_lsp.providers.openai_http import OpenAIHttp
 from aigents_lsp.providers.openai_wire import MAX_BODY_BYTES, StreamParser, collect
 from aigents_lsp.providers.sse import MAX_LINE_BYTES
-from aigents_lsp.providers.waiting import Probe, StreamWatch
+from aigents_lsp.providers.waiting import Probe, SpeedMemory, StreamWatch
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class OpenAICompatibleProvider(OpenAIHttp):
             )
         )
         self._last_stats: SpeedStats | None = None
+        self._speeds = SpeedMemory()  # each model's usual streaming speed (the slow rule)
         self._tokenize_missing = False
         self.name = name
 
@@ -266,6 +267,7 @@ class OpenAICompatibleProvider(OpenAIHttp):
             base_url=self._base_url,
             model=name,
             probe=self._liveness_probe(name),
+            speeds=self._speeds,
         )
 
     def _liveness_probe(self, model: str | None) -> Probe:
