@@ -26,7 +26,8 @@ from aigents_lsp.providers.base import (
     ToolSpec,
     WrongRoute,
 )
-from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, redact
+from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider
+from aigents_lsp.providers.openai_http import redact
 from aigents_lsp.providers.openai_wire import StreamParser, collect
 from aigents_lsp.providers.reasoning import ThinkSplitter
 from tests.fakes.lmstudio_server import DEFAULT_TOKEN, FakeLMStudio

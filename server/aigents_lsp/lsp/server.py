@@ -332,7 +332,7 @@ class AigentsServer(LanguageServer):
     def report_settings_problems(self, problems: list[SettingsProblem] | None = None) -> None:
         if problems is None:
             problems, self._startup_problems = self._startup_problems, []
-        from aigents_lsp.providers.openai_compat import redact as without_secret
+        from aigents_lsp.providers.openai_http import redact as without_secret
         from aigents_lsp.workspace.secrets import redact
 
         key = self._settings.api_key if self._settings is not None else None
