@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from aigents_lsp.lsp.documents import LineDocument
-from aigents_lsp.lsp.server import AigentsServer
 from aigents_lsp.nextedit.history import EditHistory
 from aigents_lsp.providers.base import ProviderError
 from aigents_lsp.providers.errors import ModelLoading
 
 if TYPE_CHECKING:
+    from aigents_lsp.lsp.server import AigentsServer
     from aigents_lsp.nextedit.engine import (
         NextEdit,
         NextEditEngine,
@@ -143,7 +143,7 @@ class NextEditService:
     def _request(
         self, document: LineDocument, version: int, position: types.Position
     ) -> NextEditRequest:
-        from aigents_lsp.lsp.completion import related_snippets
+        from aigents_lsp.lsp.suggestions import related_snippets
         from aigents_lsp.nextedit.engine import NextEditRequest
 
         ls, uri = self._ls, document.uri
@@ -338,10 +338,11 @@ def register(server: AigentsServer) -> None:
         arguments = command.get("arguments") if isinstance(command, dict) else None
         service.shown(_command_id(tuple(arguments or ())))
 
+    # Command handlers take no `ls` (their annotations are read at run time): the closure's.
     @server.command(ACCEPTED_COMMAND)
-    def next_edit_accepted(ls: AigentsServer, *args: Any) -> None:
+    def next_edit_accepted(*args: Any) -> None:
         service.accepted(_command_id(args))
 
     @server.command(DISMISSED_COMMAND)
-    def next_edit_dismissed(ls: AigentsServer, *args: Any) -> None:
+    def next_edit_dismissed(*args: Any) -> None:
         service.dismissed(_command_id(args))
