@@ -47,6 +47,8 @@ async def test_capabilities_and_position_encoding(start_server: Any, editor: str
         "aigents.listModels",
         "aigents.selectModel",
         "aigents.search",
+        "aigents.nextEditAccepted",
+        "aigents.nextEditDismissed",
     }
     assert caps.code_action_provider is not None
     assert caps.hover_provider is None
