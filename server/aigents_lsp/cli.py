@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         "load", help="load a model in LM Studio (for good on 0.4+, else just in time)"
     )
     load.add_argument("model", help="the model id, as `aigents-lsp models` lists it")
+    download = models_sub.add_parser(
+        "download", help="download a model in LM Studio (0.4+), with a progress bar"
+    )
+    download.add_argument(
+        "model",
+        metavar="ID[@QUANT]",
+        help="a catalog id (ibm/granite-4-micro) or a Hugging Face URL, optionally @Q4_K_M",
+    )
     demo = sub.add_parser(
         "demo",
         help="a scripted editor session over the real LSP protocol: spawn the server, open a "
@@ -92,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb == "models":
         if args.models_action == "load":
             return asyncio.run(load_model(args.model))
+        if args.models_action == "download":
+            return asyncio.run(download_model(args.model))
         return asyncio.run(list_models(as_json=args.json))
     if verb == "demo":
         from aigents_lsp.demo import run_demo
@@ -179,6 +189,63 @@ async def load_model(model_id: str) -> int:
             "no load API before 0.4: it unloads after its idle TTL, or when JIT auto-evict "
             "loads another model)"
         )
+    return 0
+
+
+def progress_bar(percent: int | None, text: str, width: int = 30) -> str:
+    """`[#########---------------------]  30 %  ...` (no bar while the percent is unknown)."""
+    if percent is None:
+        return f"[{'?' * width}] {text}"
+    filled = width * percent // 100
+    return f"[{'#' * filled}{'-' * (width - filled)}] {text}"
+
+
+async def download_model(spec: str) -> int:
+    """`aigents-lsp models download ID[@QUANT]`: what `aigents.downloadModel` does, with a
+    progress bar on stderr (one line per update when stderr is not a terminal)."""
+    from aigents_lsp.providers.base import ProviderError
+    from aigents_lsp.providers.lmstudio import LMStudioProvider
+    from aigents_lsp.providers.lmstudio_download import (
+        ModelDownloader,
+        downloaded_id,
+        parse_target,
+    )
+
+    backend = _backend()
+    tty = sys.stderr.isatty()
+    try:
+        request = parse_target(spec)
+        provider = await backend.provider("completion")
+        if not isinstance(provider, LMStudioProvider):
+            print(
+                f"aigents-lsp models download: {provider.name} does not download on request; "
+                "only LM Studio (0.4+) does",
+                file=sys.stderr,
+            )
+            return 1
+        downloader = ModelDownloader(provider)
+
+        def show(status: object) -> None:
+            from aigents_lsp.providers.lmstudio_download import DownloadStatus
+
+            assert isinstance(status, DownloadStatus)
+            line = progress_bar(status.percent, status.describe())
+            print(f"\r\033[K{line}" if tty else line, end="" if tty else "\n", file=sys.stderr)
+
+        print(f"Downloading {request.model}…", file=sys.stderr, flush=True)
+        final = await downloader.follow(request, await downloader.start(request), show)
+    except ProviderError as error:
+        print(f"\naigents-lsp models download: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await backend.aclose()
+    if tty:
+        print(file=sys.stderr)
+    if final.status == "already_downloaded":
+        print(f"{request.model} is already downloaded")
+    else:
+        listed = downloaded_id(request.model)
+        print(f"Downloaded {request.model}; load it with `aigents-lsp models load {listed}`")
     return 0
 
 

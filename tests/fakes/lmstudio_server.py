@@ -47,6 +47,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from tests.fakes import lmstudio_replies as wire
+from tests.fakes.lmstudio_downloads import Downloads, default_catalog
 
 Reply = str | Callable[[dict[str, Any]], str]
 ToolCalls = list[dict[str, Any]] | Callable[[dict[str, Any]], list[dict[str, Any]]]
@@ -135,6 +136,12 @@ class Behaviour:
     api_v1: bool = True  # LM Studio 0.4+: /api/v1/models, /api/v1/models/load and /unload
     auto_evict: bool = True  # a just-in-time load unloads the previous just-in-time model
     load_failure: str | None = None  # POST /api/v1/models/load fails with this reason
+    # downloads (tests/fakes/lmstudio_downloads.py): a job moves a step per status request
+    catalog: dict[str, dict[str, Any]] = field(default_factory=default_catalog)
+    download_steps: int = 3
+    download_hold: bool = False  # jobs stay where they are
+    download_failure: str | None = None  # a job fails at its first step
+    download_status_route: bool = True  # False: an older build without the per-job route
     # faults
     auth_required: bool = False
     auth_token: str = DEFAULT_TOKEN
@@ -212,6 +219,7 @@ class FakeLMStudio:
         self.jit_loaded: list[str] = []  # models loaded just in time, oldest first
         self.native_chats = 0  # POST /api/v1/chat requests served
         self._lock = threading.RLock()
+        self.downloads = Downloads(self._lock)
         self._slots: tuple[int, threading.Semaphore] | None = None
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -315,6 +323,7 @@ class FakeLMStudio:
             self.disconnects = 0
             self.native_chats = 0
             self.jit_loaded.clear()
+        self.downloads.clear()
         self.accept()
 
     def paths(self) -> list[str]:
@@ -510,10 +519,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = body if isinstance(body, dict) else {}
         native = path.startswith("/api/") and b.native_api
+        if path.endswith("/models") and method == "GET" and not b.download_status_route:
+            fake.downloads.advance_all(b)  # an older build: its downloads show in the list
         if method == "GET" and path == "/v1/models":
             self._send_json(200, self._v1_models(b))
         elif method == "GET" and path == "/api/v0/models" and native:
             self._send_json(200, {"object": "list", "data": self._v0_models(b)})
+        elif method == "POST" and path == "/api/v1/models/download" and native and b.api_v1:
+            self._send_json(*fake.downloads.start(b, request))
+        elif (
+            method == "GET"
+            and path.startswith("/api/v1/models/download/status/")
+            and native
+            and b.api_v1
+            and b.download_status_route
+        ):
+            job_id = unquote(path.removeprefix("/api/v1/models/download/status/"))
+            self._send_json(*fake.downloads.status(b, job_id))
         elif method == "GET" and path.startswith("/api/v0/models/") and native:
             self._v0_model(b, unquote(path.removeprefix("/api/v0/models/")))
         elif method == "GET" and path == "/api/v1/models" and native and b.api_v1:

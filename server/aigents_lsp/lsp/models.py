@@ -168,6 +168,10 @@ async def _load(
 
 
 def register(server: AigentsServer) -> None:
+    from aigents_lsp.lsp import downloads  # aigents.downloadModel
+
+    downloads.register(server)
+
     @server.command(LIST_COMMAND)
     async def list_models(ls: AigentsServer, *args: Any) -> dict[str, Any]:
         """The backend's models and which serves each task."""
