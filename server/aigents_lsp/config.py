@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from aigents_lsp import load_settings as load
 from aigents_lsp.paths import user_config_dir
 
 ProviderName = Literal[
@@ -156,6 +157,17 @@ class Settings(BaseModel):
         description="Seconds LM Studio keeps a just-in-time loaded model idle before unloading "
         "it (sent as `ttl`). Unset: LM Studio's default (60 minutes).",
     )
+    # How LM Studio loads each task's model, and the draft model (load_settings.py).
+    completion_context_length: int | None = load.context_field("completion")
+    completion_flash_attention: bool | None = load.flash_field("completion")
+    completion_gpu_offload: bool | None = load.gpu_field("completion")
+    chat_context_length: int | None = load.context_field("chat")
+    chat_flash_attention: bool | None = load.flash_field("chat")
+    chat_gpu_offload: bool | None = load.gpu_field("chat")
+    embedding_context_length: int | None = load.context_field("embedding")
+    embedding_flash_attention: bool | None = load.flash_field("embedding")
+    embedding_gpu_offload: bool | None = load.gpu_field("embedding")
+    draft_model: str | None = Field(None, description=load.DRAFT_MODEL_DESCRIPTION)
     completion_temperature: float = Field(
         0.2, ge=0.0, le=2.0, description="Sampling temperature for code completion."
     )

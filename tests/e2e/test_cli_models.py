@@ -40,3 +40,26 @@ def test_models_download_failure_exits_1(tmp_path: Path, fake_lmstudio: FakeLMSt
     assert "Traceback" not in result.stderr
     result = _run(["models", "download", "ibm/granite-4-micro@not a quant"], env)
     assert result.returncode == 1 and "not a model id" in result.stderr
+
+
+def test_models_load_with_a_configuration_prints_it_back(
+    tmp_path: Path, fake_lmstudio: FakeLMStudio
+) -> None:
+    env = server_env(tmp_path, provider="lmstudio", api_base=fake_lmstudio.base_url)
+    args = ["models", "load", "qwen/qwen3-8b", "--context-length", "16384", "--no-gpu-offload"]
+    result = _run(args, env)
+    assert result.returncode == 0, result.stderr
+    assert fake_lmstudio.last_request("/api/v1/models/load").body == {
+        "model": "qwen/qwen3-8b",
+        "context_length": 16384,
+        "offload_kv_cache_to_gpu": False,
+        "echo_load_config": True,
+    }
+    assert "Loaded qwen/qwen3-8b" in result.stdout
+    assert (
+        "context_length 16384" in result.stdout and "offload_kv_cache_to_gpu False" in result.stdout
+    )
+    refused = _run(
+        ["models", "load", "qwen/qwen3-8b", "--ttl", "60", "--context-length", "4096"], env
+    )
+    assert refused.returncode == 1 and "takes a TTL only" in refused.stderr

@@ -232,7 +232,13 @@ def api_v1_model(entry: dict[str, Any]) -> dict[str, Any]:
         "size_bytes": 1_000_000_000,
         "params_string": None,
         "loaded_instances": [
-            {"id": entry["id"], "config": {"context_length": entry.get("loaded_context_length")}}
+            {
+                "id": entry["id"],
+                "config": {
+                    **entry.get("_load_config", {}),
+                    "context_length": entry.get("loaded_context_length"),
+                },
+            }
         ]
         if loaded
         else [],

@@ -524,7 +524,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/v1/models":
             self._send_json(200, self._v1_models(b))
         elif method == "GET" and path == "/api/v0/models" and native:
-            self._send_json(200, {"object": "list", "data": self._v0_models(b)})
+            self._send_json(200, {"object": "list", "data": self._v0_models(b, public=True)})
         elif method == "POST" and path == "/api/v1/models/download" and native and b.api_v1:
             self._send_json(*fake.downloads.start(b, request))
         elif (
@@ -594,9 +594,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- models ---------------------------------------------------------------------------
 
-    def _v0_models(self, b: Behaviour) -> list[dict[str, Any]]:
+    def _v0_models(self, b: Behaviour, *, public: bool = False) -> list[dict[str, Any]]:
+        """The model entries (`public`: without the fake's own `_` keys, as listed)."""
         with self.server.fake._lock:
-            models = [dict(m) for m in b.models]
+            models = [
+                {k: v for k, v in m.items() if not (public and k.startswith("_"))} for m in b.models
+            ]
         if b.no_model_loaded:
             for model in models:
                 model["state"] = "not-loaded"
@@ -612,7 +615,7 @@ class _Handler(BaseHTTPRequestHandler):
         return {"data": data, "object": "list"}
 
     def _v0_model(self, b: Behaviour, model_id: str) -> None:
-        found = next((m for m in self._v0_models(b) if m["id"] == model_id), None)
+        found = next((m for m in self._v0_models(b, public=True) if m["id"] == model_id), None)
         if found is None:
             self._send_json(404, wire.invalid_model(model_id, [m["id"] for m in b.models]))
         else:
@@ -680,6 +683,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if model["id"] in fake.jit_loaded and model is not entry:
                     model["state"] = "not-loaded"
                     model.pop("loaded_context_length", None)
+                    model.pop("_load_config", None)
             fake.jit_loaded.clear()
         fake.jit_loaded.append(entry["id"])
 
@@ -714,6 +718,14 @@ class _Handler(BaseHTTPRequestHandler):
                     if isinstance(context, int)
                     else min(4096, entry.get("max_context_length") or 4096)
                 )
+                # what `/api/v1/models` reads back (loaded_instances[].config), as 0.4 does
+                entry["_load_config"] = {
+                    "context_length": entry["loaded_context_length"],
+                    "eval_batch_size": 512,
+                    "parallel": 4,
+                    "flash_attention": request.get("flash_attention", True),
+                    "offload_kv_cache_to_gpu": request.get("offload_kv_cache_to_gpu", True),
+                }
                 if entry["id"] in fake.jit_loaded:
                     fake.jit_loaded.remove(entry["id"])
                 failed = False
@@ -727,7 +739,7 @@ class _Handler(BaseHTTPRequestHandler):
             "status": "loaded",
         }
         if request.get("echo_load_config"):
-            answer["load_config"] = {"context_length": entry["loaded_context_length"]}
+            answer["load_config"] = dict(entry["_load_config"])
         self._send_json(200, answer)
 
     def _unload(self, b: Behaviour, request: dict[str, Any]) -> None:
@@ -740,6 +752,7 @@ class _Handler(BaseHTTPRequestHandler):
             if entry is not None:
                 entry["state"] = "not-loaded"
                 entry.pop("loaded_context_length", None)
+                entry.pop("_load_config", None)
                 if entry["id"] in fake.jit_loaded:
                     fake.jit_loaded.remove(entry["id"])
         if entry is None:
