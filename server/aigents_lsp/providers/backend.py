@@ -31,6 +31,7 @@ from aigents_lsp.providers.base import (
     ProviderError,
 )
 from aigents_lsp.providers.errors import BackendHung, FirstTokenTimeout, ModelLoading, StreamStalled
+from aigents_lsp.providers.jit_thrash import ThrashDetector
 from aigents_lsp.providers.presets import PRESETS, build_provider, is_loopback
 from aigents_lsp.providers.waiting import WaitTracker
 
@@ -147,6 +148,7 @@ class Backend:
         self._model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]] = {}
         # Session choices (`aigents.selectModel`) over the settings, until the setting changes.
         self.model_overrides: dict[Task, str] = {}
+        self.thrash = ThrashDetector()  # just-in-time loads, to tell a JIT auto-evict thrash
         # Routing: providers by endpoint, which are down (watched), who serves each task.
         self._routed: dict[tuple[str, str], Provider] = {}
         self._down: set[int] = set()
@@ -184,6 +186,9 @@ class Backend:
             "watching": watching,
             "diagnosing": self._diagnosis is not None and not self._diagnosis.done(),
             "loading": sorted(self._loads),
+            "jit_loads": len(self.thrash.loads),
+            "jit_swaps": self.thrash.swaps,
+            "jit_thrash": list(self.thrash.thrashing),
             "incident": self._incident,
         }
 
@@ -451,6 +456,8 @@ class Backend:
             raise
         log.info("model %s loaded in %.1f s", load.model, seconds)
         self._end_load(load, f"{load.model} loaded in {load.seconds():.0f} s")
+        if thrash := self.thrash.loaded(load.model):  # JIT auto-evict swapping models
+            self._on_notice(thrash, "warning")
         return seconds
 
     def _end_load(self, load: ModelLoad, message: str) -> None:
