@@ -246,6 +246,11 @@ async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
         return checks
     checks.append(await _prompt_cache_probe(provider, model, settings))
     checks.append(await _tool_probe(provider, settings))
+    if isinstance(provider, LMStudioProvider):
+        from aigents_lsp.doctor_models import draft_model_check
+
+        found = await draft_model_check(provider, models, model, settings.draft_model)
+        checks += [Check(*found)] if found else []
     embedders = [m for m in models if m.type == "embeddings"]
     checks.append(
         Check(

@@ -162,6 +162,12 @@ class Behaviour:
     wrong_content_type: bool = False  # SSE bytes labelled text/plain
     ignore_stream: bool = False  # answer streaming requests with a whole JSON body
     error_200: str | None = None  # {"error": "..."} with HTTP 200 on generation routes
+    # speculative decoding: /api/v0 whole answers to requests with `draft_model` carry the
+    # draft-token counts (api_v0_chat_completions_speculative.json); `tokens_per_second` fixes
+    # the speed `stats` report (None: measured), times `draft_speed_up` with a draft model
+    tokens_per_second: float | None = None
+    draft_acceptance: float = 0.75
+    draft_speed_up: float = 1.6
     # capacity
     slots: int = 0  # generations served at once (others queue, like LM Studio); 0: unlimited
 
@@ -894,6 +900,10 @@ class _Generation:
             return
         self.model = str(self.request.get("model") or entry["id"])
         self.entry = entry
+        draft = self.request.get("draft_model")
+        if draft is not None and not any(m["id"] == draft for m in b.models):
+            h._send_json(400, wire.invalid_model(str(draft), [m["id"] for m in b.models]))
+            return
         if self.kind == "chat" and not isinstance(self.request.get("messages"), list):
             h._send_json(400, wire.INVALID_MESSAGES)
             return
@@ -1035,6 +1045,12 @@ class _Generation:
         seconds = max(time.monotonic() - started - b.ttft, 0.0)
         if self.native:
             body["stats"] = wire.stats(len(pieces), b.ttft, seconds, "eosFound")
+            if b.tokens_per_second is not None:
+                body["stats"]["tokens_per_second"] = b.tokens_per_second
+            draft = self.request.get("draft_model")
+            if isinstance(draft, str) and draft:
+                body["stats"].update(wire.draft_stats(draft, len(pieces), b.draft_acceptance))
+                body["stats"]["tokens_per_second"] *= b.draft_speed_up
             body.update(wire.native_extras(self.entry))
         if b.timings:
             body["timings"] = wire.timings(self.prompt_tokens, len(pieces), b.ttft, seconds)

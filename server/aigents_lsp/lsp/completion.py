@@ -425,10 +425,12 @@ def register(server: AigentsServer) -> None:
             f"{k.replace('_', ' ')} {v}" for k, v in snapshot.items() if v is not None
         )
         ls.notify_user(f"aigents completion stats: {summary}", "info")
+        from aigents_lsp.lsp import speculative
         from aigents_lsp.lsp.runtime import runtime_counters
 
         return {
             "completion": snapshot,
+            "speculative": speculative.snapshot(ls),  # the draft model's record, if one is set
             "since": ls.started_at,
             "uptime_s": round(time.time() - ls.started_at, 1),
             "runtime": runtime_counters(ls),

@@ -110,6 +110,7 @@ def _connection_key(settings: Settings) -> tuple[object, ...]:
         settings.connect_timeout,
         settings.read_timeout,
         settings.ttl,
+        settings.draft_model,
         settings.embedded_threads,
         settings.embedded_context_length,
     )
@@ -342,6 +343,7 @@ class Backend:
                 connect_timeout=s.connect_timeout,
                 read_timeout=s.read_timeout,
                 ttl=s.ttl,
+                draft_model=s.draft_model,
             )
         return self._routed[key]
 
@@ -723,6 +725,7 @@ class Backend:
                 connect_timeout=s.connect_timeout,
                 read_timeout=s.read_timeout,
                 ttl=s.ttl,
+                draft_model=s.draft_model,
             )
         return self._lmstudio
 
@@ -735,6 +738,7 @@ class Backend:
             connect_timeout=s.connect_timeout,
             read_timeout=s.read_timeout,
             ttl=s.ttl,
+            draft_model=s.draft_model,
         )
 
     def _embedded_provider(self) -> Provider:
