@@ -62,3 +62,27 @@ async def draft_model_check(
         f"For speculative decoding set aigents.draftModel = {best} (LM Studio 0.3.10+; "
         "`aigents.stats` then shows the draft tokens accepted and the speed-up).",
     )
+
+
+def suggestion_check(models: Sequence[ModelInfo]) -> Finding:
+    """Which task no downloaded model suits, and what to download for it (sized for this
+    machine's memory). Only next-edit missing still passes: it is optional."""
+    from aigents_lsp.providers.suggestions import machine_memory, suggestions
+
+    memory = machine_memory()
+    found = suggestions(models, memory)
+    budget = memory.budget_bytes
+    sized = f" (sized for {budget / 1e9:.0f} GB: half this machine's RAM)" if budget else ""
+    if not found:
+        return "a model for each task", "pass", "completion, chat, embedding, next-edit", ""
+    missing = ", ".join(s.task for s in found)
+    lines = "; ".join(s.describe() for s in found)
+    verdict: Literal["pass", "warn"] = "pass" if missing == "next-edit" else "warn"
+    return (
+        "a model for each task",
+        verdict,
+        f"no downloaded model suits {missing}{sized}: {lines}"
+        if verdict == "warn"
+        else f"all but next-edit; for next-edit suggestions: {lines}",
+        f"Download what is suggested{sized}: {lines}",
+    )

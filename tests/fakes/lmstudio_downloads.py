@@ -26,7 +26,18 @@ def default_catalog() -> dict[str, dict[str, Any]]:
     def entry(kind: str, arch: str, size: int, **extra: Any) -> dict[str, Any]:
         return {"type": kind, "arch": arch, "size": size, **extra}
 
-    return {
+    # every model the server suggests is downloadable (its Hugging Face URL)
+    from aigents_lsp.providers.suggestions import CANDIDATES
+
+    suggested = {
+        c.url: entry(
+            "embeddings" if c.task == "embedding" else "llm",
+            "nomic-bert" if c.task == "embedding" else "qwen2",
+            c.size(4.85),
+        )
+        for c in CANDIDATES
+    }
+    return suggested | {
         "ibm/granite-4-micro": entry("llm", "granite", 2_279_145_003),
         "qwen/qwen2.5-coder-7b": entry("llm", "qwen2", 4_683_073_536),
         "qwen/qwen2.5-coder-1.5b": entry("llm", "qwen2", 1_117_320_736),
@@ -140,7 +151,7 @@ class Downloads:
             known = b.catalog[job.model]
             model_id = job.model
             if "://" in model_id:  # a Hugging Face URL becomes its repository's name
-                model_id = model_id.rstrip("/").rsplit("/", 1)[-1].lower()
+                model_id = model_id.rstrip("/").rsplit("/", 1)[-1].lower().removesuffix("-gguf")
             entry = {
                 "id": model_id,
                 "object": "model",

@@ -87,7 +87,19 @@ async def list_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, Any]
     warn_once(ls, listing)
     wire = listing.to_wire()
     await _with_load_configs(ls, wire)
+    wire.update(_suggestions(listing))
     return wire
+
+
+def _suggestions(listing: models.ModelList) -> dict[str, Any]:
+    """What to download for the tasks no model suits (LM Studio downloads; others do not)."""
+    from aigents_lsp.providers import suggestions
+
+    if not listing.lmstudio:
+        return {"suggestions": [], "memory": None}
+    memory = suggestions.machine_memory()
+    found = suggestions.suggestions(listing.models, memory)
+    return {"suggestions": [s.to_wire() for s in found], "memory": memory.to_wire()}
 
 
 async def _with_load_configs(ls: AigentsServer, wire: dict[str, Any]) -> None:
