@@ -70,17 +70,23 @@ async def test_thrash_is_told_once_within_two_swaps(
     await chat()  # CHAT loaded just in time
     assert fake_lmstudio.jit_loaded == [CHAT]
     await complete(2)  # swap 1: CODER replaces CHAT
-    assert not [m for m in client.messages if THRASH in m.message]
+    assert not [q for q in client.questions if THRASH in q.message]
     await chat()  # swap 2: CHAT again, after CODER replaced it
-    await until(lambda: any(THRASH in m.message for m in client.messages))
-    told = [m for m in client.messages if THRASH in m.message]
-    assert len(told) == 1 and told[0].type == types.MessageType.Warning
-    assert (
-        f"`{CHAT}` was loaded just in time again (2 times now) after `{CODER}`" in told[0].message
-    )
-    assert "Only Keep Last JIT Loaded Model" in told[0].message and "lms load" in told[0].message
+    await until(lambda: any(THRASH in q.message for q in client.questions))
+    asked = [q for q in client.questions if THRASH in q.message]
+    assert len(asked) == 1 and asked[0].type == types.MessageType.Warning
+    message = asked[0].message
+    assert f"`{CHAT}` was loaded just in time again (2 times now) after `{CODER}`" in message
+    assert "Only Keep Last JIT Loaded Model" in message and "lms load" in message
+    assert [a.title for a in asked[0].actions or []] == ["Load them for good", "Not now"]
     backend = await _backend(client)
     assert backend["jit_swaps"] == 2 and backend["jit_thrash"] == [CHAT, CODER]
-    await complete(4)  # more swaps: not told again
+    # the test client answers the first action: CODER (evicted now) is loaded for good
+    await until(lambda: any("loaded for good" in m.message for m in client.messages))
+    loads = [r.body for r in fake_lmstudio.requests if r.path == "/api/v1/models/load"]
+    assert loads == [{"model": CODER, "echo_load_config": True}]
+    # no more swaps: completion and chat are served without loading anything
+    await inline(client, uri, types.Position(line=1, character=11))
     await chat()
-    assert len([m for m in client.messages if THRASH in m.message]) == 1
+    assert (await _backend(client))["jit_loads"] == 3
+    assert len([q for q in client.questions if THRASH in q.message]) == 1

@@ -78,6 +78,8 @@ class Status:
 ProgressCallback = Callable[[str, int | None], None]
 StatusCallback = Callable[[Status], None]
 NoticeCallback = Callable[[str, Literal["info", "warning", "error"]], None]
+ThrashCallback = Callable[[tuple[str, ...], str], None]
+"""`(models, message)`: models LM Studio's JIT auto-evict keeps swapping, seen once."""
 LoadingCallback = Callable[[str, str, int | None, bool], None]
 """`(model, message, percent, done)`: a just-in-time model load, for `$/progress`."""
 DIAGNOSE_SECONDS = 1.5  # the quick look at the backend after a completion missed its deadline
@@ -127,8 +129,10 @@ class Backend:
         on_notice: NoticeCallback | None = None,
         on_progress: ProgressCallback | None = None,
         on_loading: LoadingCallback | None = None,
+        on_thrash: ThrashCallback | None = None,
     ) -> None:
         self.settings = settings
+        self._on_thrash = on_thrash
         self._on_status = on_status or (lambda status: None)
         self._on_notice = on_notice or (lambda message, level: None)
         self._on_progress = on_progress
@@ -458,8 +462,12 @@ class Backend:
             raise
         log.info("model %s loaded in %.1f s", load.model, seconds)
         self._end_load(load, f"{load.model} loaded in {load.seconds():.0f} s")
-        if thrash := self.thrash.loaded(load.model):  # JIT auto-evict swapping models
-            self._on_notice(thrash, "warning")
+        # A load that found the model loaded (0 s) is no swap.
+        if seconds > 0 and (thrash := self.thrash.loaded(load.model)):  # JIT auto-evict
+            if self._on_thrash is not None:  # the editor is offered the fix
+                self._on_thrash(self.thrash.thrashing, thrash)
+            else:
+                self._on_notice(thrash, "warning")
         return seconds
 
     def _end_load(self, load: ModelLoad, message: str) -> None:

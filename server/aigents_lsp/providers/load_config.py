@@ -164,6 +164,7 @@ async def load_configured(
     API (LM Studio 0.4+). An older LM Studio loads just in time, and then only without a
     configuration (it could not apply one: an error, with the fix)."""
     started = time.perf_counter()
+    provider._models = None  # whatever happens, the cached states are stale
     if config.ttl is not None:
         if config.body():
             raise _ttl_with_config()
@@ -202,6 +203,7 @@ async def load_configured(
 
 async def unload(provider: LMStudioProvider, instance_id: str) -> None:
     """`POST /api/v1/models/unload` (to load a model again with another configuration)."""
+    provider._models = None
     await provider._request_json(
         "POST", f"{provider.root}/api/v1/models/unload", {"instance_id": instance_id}
     )
