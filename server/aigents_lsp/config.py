@@ -228,7 +228,9 @@ class Settings(BaseModel):
         le=3600,
         description="Seconds without a new token, once an answer started streaming, after "
         "which it ends with an error (a backend dripping bytes but no token counts as "
-        "stalled). What was received is kept. A slow but steady model is never cut off.",
+        "stalled). An answer that still sends a token now and then but, over this many "
+        "seconds, comes at under a tenth of the model's usual speed (and under 2 tokens/s) "
+        "ends too. What was received is kept. A slow but steady model is never cut off.",
     )
     load_timeout: float = Field(
         300.0,

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
+from pytest_lsp import ClientServerConfig
 
-from tests.e2e.conftest import until
+from tests.e2e.conftest import SERVER, capabilities_of, make_client, server_env, until
 from tests.fakes.lmstudio_server import FakeLMStudio, default_models
 
 BILLING = '''"""Invoices."""
@@ -224,3 +225,36 @@ async def test_embeddings_follow_the_embedding_route(
         assert not [r for r in fake_lmstudio.requests if r.path == "/v1/embeddings"]
     finally:
         embedder.stop()
+
+
+async def test_shutdown_closes_the_index_store(fake_lmstudio: FakeLMStudio, tmp_path: Path) -> None:
+    """`shutdown` closes the index (`SemanticIndex.close()`): SQLite removes its write-ahead
+    log when the last connection closes, so the `-wal` file that exists while the server runs
+    is gone once `shutdown` has been answered. This client is started by hand, not by
+    `start_server`, whose teardown would send a second `shutdown`."""
+    fake_lmstudio.configure(embedding_kind="words", embedding_dimensions=256)
+    root = _workspace(tmp_path / "ws")
+    config = ClientServerConfig(
+        server_command=SERVER,
+        client_factory=make_client,
+        server_env=server_env(tmp_path, provider="lmstudio", api_base=fake_lmstudio.base_url),
+    )
+    client = await config.start()
+    try:
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=capabilities_of("visual-studio-code"),
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
+            )
+        )
+        await until(lambda: _finished(client), 60)
+        index_dir = tmp_path / "state" / "aigents-lsp" / "index"
+        assert list(index_dir.rglob("*-wal")), "the open store has a write-ahead log"
+
+        await client.shutdown_async(None)
+        left_open = list(index_dir.rglob("*-wal"))
+    finally:
+        client.exit(None)
+        await client.stop()
+    assert not left_open, "shutdown left the index store open"

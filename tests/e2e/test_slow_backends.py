@@ -117,6 +117,8 @@ async def test_stalled_stream_keeps_what_was_received(
     assert "stalled" in str(error) and "after 3 tokens" in str(error), str(error)
     assert "data.partial" in str(error)
     assert error.data["partial"].startswith("It adds"), error.data
+    await barrier(client)
+    assert len(told(client)) == 1, told(client)  # one incident, one message
 
 
 async def test_refused_then_back_is_one_message(
@@ -174,6 +176,24 @@ async def test_completion_does_not_wait_for_a_jit_load(
     assert not [g for g in fake_lmstudio.generations if g.path == "/v1/completions"][:-1]
     await barrier(client)
     assert told(client) == []
+
+
+async def test_far_below_the_usual_speed_ends_with_what_was_received(
+    start_server: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    """A token every 0.9 s never trips a 1.5 s stall limit; once the model has shown its
+    usual speed, that pace is far below it and the answer ends, keeping what came."""
+    reply = " ".join(f"w{i}" for i in range(30))
+    fake_lmstudio.configure(reply=reply, token_delay=0.02)  # ~50 tokens/s, for ~0.6 s
+    client = await start(start_server, fake_lmstudio, stall_timeout="1.5")
+    assert (await asyncio.wait_for(explain(client, URI, (0, 2)), 30))["markdown"].strip() == reply
+    fake_lmstudio.configure(token_delay=0.9)
+    error = await failed(explain(client, URI, (0, 2)))
+    assert "slowed to" in str(error) and "far below the model's usual" in str(error), str(error)
+    assert error.data["partial"].startswith("w0"), error.data
+    await until(lambda: fake_lmstudio.disconnects >= 1)  # the stream was closed
+    await barrier(client)
+    assert len(told(client)) == 1, told(client)  # one incident, one message
 
 
 async def test_slow_but_steady_is_served_to_the_end(

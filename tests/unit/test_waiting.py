@@ -136,3 +136,38 @@ async def test_the_tracker_says_what_was_waited_for() -> None:
     await drive(answered, frames(2))
     answered.end(answered=True)
     assert tracker.describe().startswith("the editor")  # the model had answered
+
+
+def paced(count: int, every: float) -> AsyncIterator[bytes]:
+    async def source() -> AsyncIterator[bytes]:
+        for _ in range(count):
+            await asyncio.sleep(every)
+            yield FRAME
+
+    return source()
+
+
+async def test_far_below_the_usual_speed_ends_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token now and then (each within `stall`) never trips the stall rule; far below the
+    speed this model usually streams at, over a whole `stall` window, ends it."""
+    monkeypatch.setattr(waiting, "SLOW_MAX_RATE", 1000.0)  # the rates here are test-sized
+    speeds = waiting.SpeedMemory()
+    speeds.note("m", 500.0)  # this model usually streams 500 tokens/s
+    WAIT_POLICY.set(WaitPolicy(stall=0.2))
+    slow = StreamWatch(where="LM Studio at x", base_url="x", model="m", probe=None, speeds=speeds)
+    with pytest.raises(StreamStalled) as raised:
+        await drive(slow, paced(40, 0.12))  # <= 10 tokens/s: under a tenth of 500
+    assert "far below the model's usual 500 tokens/s" in str(raised.value)
+
+
+async def test_a_model_that_is_always_slow_is_never_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(waiting, "SLOW_MAX_RATE", 1000.0)
+    speeds = waiting.SpeedMemory()
+    WAIT_POLICY.set(WaitPolicy(stall=0.5))
+    for _ in range(2):  # the first answer teaches its speed; the second is as slow: not cut
+        steady = StreamWatch(where="x", base_url="x", model="m", probe=None, speeds=speeds)
+        assert await drive(steady, paced(12, 0.06)) == 12
+        steady.end(answered=True)
+    usual = speeds.usual("m")
+    assert usual is not None and usual < 20
+    assert speeds.usual("other") is None

@@ -42,7 +42,7 @@ from aigents_lsp.providers.openai_wire import (
     models_from_body,
 )
 from aigents_lsp.providers.presets import is_loopback
-from aigents_lsp.providers.waiting import Probe, StreamWatch
+from aigents_lsp.providers.waiting import Probe, SpeedMemory, StreamWatch
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class OpenAICompatibleProvider(Provider):
             )
         )
         self._last_stats: SpeedStats | None = None
+        self._speeds = SpeedMemory()  # each model's usual streaming speed (the slow rule)
         self._tokenize_missing = False
         self.name = name
 
@@ -299,6 +300,7 @@ class OpenAICompatibleProvider(Provider):
             base_url=self._base_url,
             model=name,
             probe=self._liveness_probe(name),
+            speeds=self._speeds,
         )
 
     def _liveness_probe(self, model: str | None) -> Probe:

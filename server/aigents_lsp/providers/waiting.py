@@ -11,14 +11,20 @@ provider's stream runs its bytes through a `StreamWatch`, which keeps a `WaitTra
   (quick); a server that answers neither is hung, one that says the model is loading is
   loading (its time is counted against `load`, never against `first_token`);
 - stall: once the answer started, `stall` seconds without a new token (or a complete line:
-  a backend dripping a byte a second sends bytes but no frame) end it.
+  a backend dripping a byte a second sends bytes but no frame) end it;
+- slow: a stream that still sends a token now and then, but over the last `stall` seconds
+  came far below the model's usual speed (under a tenth of it, and under 2 tokens a second),
+  ends too. The usual speed is the median of this model's last answers (`SpeedMemory`); a
+  model that is always slow is never cut, nor is any model before it answered once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import statistics
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -31,6 +37,9 @@ PROBE_TIMEOUT_SECONDS = 3.0  # a model list that takes longer counts as no answe
 PROBE_EVERY_SECONDS = 5.0
 LOAD_POLL_SECONDS = 1.0  # model state checks while a model loads
 REPORT_EVERY_SECONDS = 1.0
+SLOW_FACTOR = 10.0  # "far below the usual speed": under a tenth of it...
+SLOW_MAX_RATE = 2.0  # ...and under this many tokens a second (a readable pace is never cut)
+SPEED_MIN_TOKENS = 8  # an answer this long (and longer than a quarter second) is a sample
 
 T = TypeVar("T")
 Probe = Callable[[], Awaitable[str | None]]
@@ -47,6 +56,23 @@ class WaitPolicy:
     load: float | None = None
     hung_probe_after: float | None = 5.0
     on_wait: Callable[[str], None] | None = None  # "waiting for the first token … (12 s)"
+
+
+class SpeedMemory:
+    """The usual streaming speed of each model: the median tokens per second of its last
+    answers, as this server saw them arrive (so the same measure as the slow rule's)."""
+
+    def __init__(self, samples: int = 8) -> None:
+        self._samples = samples
+        self._speeds: dict[str, deque[float]] = {}
+
+    def note(self, model: str | None, tokens_per_second: float) -> None:
+        key = model or ""
+        self._speeds.setdefault(key, deque(maxlen=self._samples)).append(tokens_per_second)
+
+    def usual(self, model: str | None) -> float | None:
+        speeds = self._speeds.get(model or "")
+        return statistics.median(speeds) if speeds else None
 
 
 class WaitTracker:
@@ -101,6 +127,7 @@ class StreamWatch:
         base_url: str,
         model: str | None,
         probe: Probe | None,
+        speeds: SpeedMemory | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._where = where
@@ -118,6 +145,11 @@ class StreamWatch:
         self._loading_since: float | None = None
         self._open = False
         self.tokens = 0
+        self._speeds = speeds
+        self._usual = speeds.usual(model) if speeds is not None else None
+        self._first_token_at: float | None = None
+        self._recent: deque[tuple[float, int]] = deque()  # (when, tokens so far), last `stall` s
+        self._window_base = 0  # tokens received before the last `stall` seconds
         self._begin()
 
     def _begin(self) -> None:
@@ -137,15 +169,31 @@ class StreamWatch:
         self.tracker.finished += 1
         if answered and self.tracker.active == 0:
             self.tracker.enter("done")
+        if answered and self._speeds is not None:
+            speed = self.speed()
+            if speed is not None:
+                self._speeds.note(self._model, speed)
+
+    def speed(self) -> float | None:
+        """Tokens per second from the first token to the last, for an answer long enough."""
+        first, last = self._first_token_at, self._last_progress
+        if first is None or last is None or self.tokens < SPEED_MIN_TOKENS or last - first < 0.25:
+            return None
+        return (self.tokens - 1) / (last - first)
 
     # --- what the consumer tells us ---------------------------------------------------------
 
     def progressed(self, tokens: int) -> None:
         """The parser produced `tokens` deltas from the last chunk."""
         if tokens:
+            now = self._clock()
+            if self._first_token_at is None:
+                self._first_token_at = now
             self.tokens += tokens
             self.tracker.tokens += tokens
-            self._last_progress = self._clock()
+            self._last_progress = now
+            if self._usual is not None:
+                self._recent.append((now, self.tokens))
 
     # --- waiting --------------------------------------------------------------------------------
 
@@ -217,6 +265,27 @@ class StreamWatch:
         last, stall = self._last_progress, self.policy.stall
         if last is not None and stall is not None and now - last >= stall:
             raise self._stalled(now)
+        if stall is not None:
+            self._check_slow(now, stall)
+
+    def _check_slow(self, now: float, window: float) -> None:
+        """Far below the usual speed over the whole last `window` seconds: slowed down."""
+        usual, first = self._usual, self._first_token_at
+        if usual is None or first is None or now - first < window:
+            return
+        recent = self._recent
+        while recent and recent[0][0] <= now - window:
+            self._window_base = recent.popleft()[1]
+        rate = (self.tokens - self._window_base) / window
+        if rate < min(usual / SLOW_FACTOR, SLOW_MAX_RATE):
+            raise StreamStalled(
+                f"the answer slowed to {rate:.2g} tokens/s over the last {window:.0f} s "
+                f"after {self.tokens} tokens, far below the model's usual {usual:.3g} tokens/s",
+                hint=f"{self._where} is still sending{self._named()}, but barely — it may be "
+                "overloaded (another request, another program, a model swapped out of memory); "
+                "what was received is kept; try again",
+                base_url=self._base_url,
+            )
 
     async def _check(self) -> None:
         if self._last_progress is not None:
