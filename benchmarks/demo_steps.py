@@ -27,7 +27,7 @@ from typing import Any
 from lsprotocol import types
 
 from aigents_lsp import demo
-from aigents_lsp.demo import _ask, _client, _drain
+from aigents_lsp.demo_client import ask, drain, new_client
 
 SAMPLE = demo.SAMPLE  # the demo's own sample: what is measured is what it shows
 
@@ -143,11 +143,11 @@ async def run(trials: int, only: list[str], sample: str) -> int:
         # an edit), and a command on a loaded machine ends in minutes, not tens of minutes.
         "AIGENTS_CHAT_MAX_TOKENS": os.environ.get("AIGENTS_CHAT_MAX_TOKENS", "256"),
     }
-    client = _client()
+    client = new_client()
     await client.start_io(sys.executable, "-m", "aigents_lsp", env=env)
     log: list[bytes] = []
     server = getattr(client, "_server", None)
-    drain = asyncio.create_task(_drain(getattr(server, "stderr", None), log))
+    drain_task = asyncio.create_task(drain(getattr(server, "stderr", None), log))
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(
@@ -197,7 +197,7 @@ async def run(trials: int, only: list[str], sample: str) -> int:
                         )
                     )
                     offset = text.index(candidate.where) + len(candidate.where)
-                    answer = await _ask(client, document, _position(text, offset), True) or ""
+                    answer = await ask(client, document, _position(text, offset), True) or ""
                     judged = answer
                 else:
                     first = text.index(candidate.where)
@@ -234,7 +234,7 @@ async def run(trials: int, only: list[str], sample: str) -> int:
     await client.shutdown_async(None)
     client.exit(None)
     await asyncio.wait_for(client.stop(), 10)  # type: ignore[no-untyped-call]
-    drain.cancel()
+    drain_task.cancel()
     return 0
 
 

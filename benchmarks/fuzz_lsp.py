@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes.lmstudio_server import FakeLMStudio  # noqa: E402
 
-from aigents_lsp.lsp.server import create_server  # noqa: E402
+from aigents_lsp.lsp.features import create_server  # noqa: E402
 
 PROBE_REPLY = "True"
 URIS = [f"file:///tmp/fuzz/doc{i}.py" for i in range(6)] + [

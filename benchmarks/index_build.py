@@ -36,11 +36,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigents_lsp.index.indexer import EmbeddingSource, IndexOptions, SemanticIndex
+from aigents_lsp.index.indexer import SemanticIndex
+from aigents_lsp.index.memory import EmbeddingSource, IndexOptions
 from aigents_lsp.index.store import IndexStore
 from aigents_lsp.lsp.search import EMBEDDED_VECTOR_WEIGHT
-from aigents_lsp.providers.embedded import EmbeddedProvider, embedded_available
+from aigents_lsp.providers.embedded import EmbeddedProvider
 from aigents_lsp.providers.embedded_models import SMOLLM2
+from aigents_lsp.providers.engine_process import embedded_available
 from aigents_lsp.workspace.ignore import IgnoreRules
 
 SKIP_DIRS = {

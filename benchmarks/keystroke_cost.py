@@ -18,7 +18,8 @@ from lsprotocol import types
 from pygls.workspace import TextDocument
 from pygls.workspace.position_codec import PositionCodec
 
-from aigents_lsp.completion.engine import CompletionEngine, decide_mode
+from aigents_lsp.completion.engine import CompletionEngine
+from aigents_lsp.completion.mode import decide_mode
 from aigents_lsp.config import Settings
 from aigents_lsp.lsp.documents import LineDocument
 

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aigents_lsp.completion.engine import CompletionEngine, CompletionRequest, Target
-from aigents_lsp.completion.templates import pick_template
+from aigents_lsp.completion.families import pick_template
 from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import CompletionParams, ProviderError, StreamDelta, Usage
 from aigents_lsp.providers.embedded import EmbeddedProvider

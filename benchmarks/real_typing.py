@@ -53,7 +53,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def start_engine(threads: int) -> tuple[Any, str]:
-    from aigents_lsp.providers.embedded import EmbeddedEngine
+    from aigents_lsp.providers.engine_process import EmbeddedEngine
 
     engine = EmbeddedEngine(threads=threads, context_length=4096)
     url = await engine.ensure("completion")

@@ -131,8 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _backend() -> Backend:
     from pathlib import Path
 
-    from aigents_lsp.config import load_settings
     from aigents_lsp.providers.backend import Backend
+    from aigents_lsp.settings_sources import load_settings
 
     settings, problems = load_settings([Path.cwd()])
     for problem in problems:
@@ -277,15 +277,15 @@ async def download_model(spec: str) -> int:
 
 
 def serve(tcp: tuple[str, int] | None) -> int:
+    from aigents_lsp.lsp.features import create_server
     from aigents_lsp.lsp.logs import setup_logging
-    from aigents_lsp.lsp.server import create_server
 
     setup_logging()
     server = create_server()
     try:
         if tcp is not None:
             host, port = tcp
-            from aigents_lsp.providers.presets import is_loopback_host
+            from aigents_lsp.addresses import is_loopback_host
 
             if not is_loopback_host(host):
                 print(

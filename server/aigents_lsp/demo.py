@@ -17,15 +17,14 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
-from pygls.lsp.client import LanguageClient
 
 from aigents_lsp import __version__
+from aigents_lsp.demo_client import DemoClient, ask, drain, lines_range, new_client, position_after
 
 SAMPLE = '''import math
 
@@ -101,80 +100,6 @@ COMMAND_STEPS = (
 )
 
 
-class DemoClient(LanguageClient):
-    def __init__(self) -> None:
-        super().__init__("aigents-demo", __version__)
-        self.statuses: list[dict[str, Any]] = []
-        self.messages: list[str] = []
-
-
-Handler = Callable[..., Any]
-
-
-def _on(client: DemoClient, method: str) -> Callable[[Handler], Handler]:
-    """`client.feature`, typed (pygls' client decorator has no annotations)."""
-    register: Callable[[Handler], Handler] = client.feature(method)
-    return register
-
-
-def _client() -> DemoClient:
-    client = DemoClient()
-
-    @_on(client, "aigents/status")
-    def on_status(ls: DemoClient, params: Any) -> None:
-        # pygls hands unknown notifications over as a namedtuple `Object`
-        status = params if isinstance(params, dict) else params._asdict()
-        ls.statuses.append(status)
-        print(
-            f"  · status: {status.get('state')} ({status.get('provider')}"
-            f"{', ' + str(status.get('model')) if status.get('model') else ''})"
-        )
-
-    @_on(client, types.WINDOW_SHOW_MESSAGE)
-    def on_message(ls: DemoClient, params: types.ShowMessageParams) -> None:
-        ls.messages.append(params.message)
-        print(f"  · message: {params.message}")
-
-    @_on(client, types.WINDOW_LOG_MESSAGE)
-    def on_log(ls: DemoClient, params: types.LogMessageParams) -> None:
-        print(f"  · log: {params.message}")
-
-    @_on(client, types.WORKSPACE_APPLY_EDIT)
-    def on_apply_edit(
-        ls: DemoClient, params: types.ApplyWorkspaceEditParams
-    ) -> types.ApplyWorkspaceEditResult:
-        return types.ApplyWorkspaceEditResult(applied=True)  # shown, not written to disk
-
-    @_on(client, types.WINDOW_WORK_DONE_PROGRESS_CREATE)
-    def on_progress_create(ls: DemoClient, params: types.WorkDoneProgressCreateParams) -> None:
-        return None
-
-    @_on(client, types.PROGRESS)
-    def on_progress(ls: DemoClient, params: types.ProgressParams) -> None:
-        value = params.value
-        message = getattr(value, "message", None) or (
-            value.get("message") if isinstance(value, dict) else None
-        )
-        if message and not message.endswith("tok/s)"):  # live text of commands: too chatty
-            print(f"  · progress: {message}")
-
-    return client
-
-
-def _position_after(text: str, marker: str) -> types.Position:
-    offset = text.index(marker) + len(marker)
-    before = text[:offset]
-    return types.Position(line=before.count("\n"), character=len(before.rsplit("\n", 1)[-1]))
-
-
-async def _drain(stream: asyncio.StreamReader | None, sink: list[bytes]) -> None:
-    # The server logs to stderr; an unread pipe would fill up and block it.
-    if stream is None:
-        return
-    while chunk := await stream.read(65536):
-        sink.append(chunk)
-
-
 def _load(file: str | None) -> tuple[str, str, Path]:
     """(text, uri, workspace root). The sample lives in a fresh temporary workspace."""
     if not file:
@@ -195,8 +120,8 @@ def _targets(text: str, custom_file: bool) -> list[tuple[str, types.Position]]:
     body = '    """Return the n-th Fibonacci number."""\n'
     line = 'circumference of a circle with the given radius."""\n    return '
     return [
-        ("body of fibonacci()", _position_after(text, body)),
-        ("end of `return `", _position_after(text, line)),
+        ("body of fibonacci()", position_after(text, body)),
+        ("end of `return `", position_after(text, line)),
     ]
 
 
@@ -210,55 +135,11 @@ def _show(label: str, suggestion: str | None, ms: float) -> bool:
     return True
 
 
-async def _ask(
-    client: DemoClient,
-    document: types.TextDocumentIdentifier,
-    position: types.Position,
-    inline: bool,
-) -> str | None:
-    """Ghost text (inline completion) or the first completion item's text."""
-    if inline:
-        answer = await client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=document,
-                position=position,
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Invoked
-                ),
-            )
-        )
-        found = answer.items if isinstance(answer, types.InlineCompletionList) else answer
-        if not found:
-            return None
-        first = found[0].insert_text
-        return first if isinstance(first, str) else first.value
-    listed = await client.text_document_completion_async(
-        types.CompletionParams(
-            text_document=document,
-            position=position,
-            context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
-        )
-    )
-    entries = listed.items if isinstance(listed, types.CompletionList) else listed
-    if entries and entries[0].text_edit is not None:
-        return entries[0].text_edit.new_text
-    return None
-
-
-def _lines_range(text: str, first_line: str, count: int) -> types.Range:
-    """`count` whole lines from the one that starts with `first_line`."""
-    first = next(i for i, line in enumerate(text.split("\n")) if line.startswith(first_line))
-    return types.Range(
-        start=types.Position(line=first, character=0),
-        end=types.Position(line=first + count, character=0),
-    )
-
-
 async def _assist(
     client: DemoClient, document: types.TextDocumentIdentifier, text: str, report: DemoReport
 ) -> None:
     """Code actions (listed without a model call) and the commands, with timings."""
-    selection = _lines_range(text, "def area_of_circle(", 3)
+    selection = lines_range(text, "def area_of_circle(", 3)
     t0 = time.perf_counter()
     actions = await client.text_document_code_action_async(
         types.CodeActionParams(
@@ -272,7 +153,7 @@ async def _assist(
     print(f"\ncode actions on area_of_circle() in {ms:.0f} ms (no model call): {', '.join(titles)}")
     report.record("code actions listed", bool(titles), "none listed")
     for step in COMMAND_STEPS:
-        selected = _lines_range(text, step.first_line, step.lines)
+        selected = lines_range(text, step.first_line, step.lines)
         argument = {
             "uri": document.uri,
             "range": client.protocol._converter.unstructure(selected),
@@ -313,12 +194,12 @@ async def _session(
     custom_file: bool,
 ) -> dict[str, Any]:
     """One editor session, its steps recorded in `report`; returns the last status."""
-    client = _client()
+    client = new_client()
     started = time.perf_counter()
     await client.start_io(sys.executable, "-m", "aigents_lsp", env=env)
     stderr: list[bytes] = []
     server_process = getattr(client, "_server", None)
-    drain = asyncio.create_task(_drain(getattr(server_process, "stderr", None), stderr))
+    draining = asyncio.create_task(drain(getattr(server_process, "stderr", None), stderr))
     failed_before = len(report.failed)
     text_capabilities = types.TextDocumentClientCapabilities(
         inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
@@ -359,7 +240,7 @@ async def _session(
             label = f"{kind}: {label} (line {position.line + 1})"
             t0 = time.perf_counter()
             try:
-                suggestion = await _ask(client, document, position, inline)
+                suggestion = await ask(client, document, position, inline)
             except Exception as error:  # the server's answer was an error: show it, go on
                 print(f"\n{label}: the server answered with an error: {error}")
                 report.record(label, False, str(error))
@@ -374,7 +255,7 @@ async def _session(
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.stop(), 5)  # type: ignore[no-untyped-call]
-        drain.cancel()
+        draining.cancel()
     if len(report.failed) > failed_before:
         tail = b"".join(stderr)[-2000:].decode("utf-8", "replace")
         if tail:

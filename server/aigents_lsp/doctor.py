@@ -1,7 +1,8 @@
 """`aigents-lsp doctor` and `aigents-lsp models`: the troubleshooting checklist, automated.
 
 Each check says pass / warn / fail and, when it does not pass, the fix. The exit code is 1 when
-any check fails, so scripts and CI can rely on it.
+any check fails, so scripts and CI can rely on it. The probes that ask the model itself (its
+prompt cache, tool calling) are in doctor_probes.py.
 """
 
 from __future__ import annotations
@@ -11,24 +12,21 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
 
-from aigents_lsp.config import Settings, load_settings
+from aigents_lsp.config import Settings
+from aigents_lsp.doctor_probes import Verdict, prompt_cache_probe, tool_probe
 from aigents_lsp.providers.base import (
-    ChatMessage,
-    ChatParams,
     CompletionParams,
     Provider,
     ProviderError,
-    ToolSpec,
 )
 from aigents_lsp.providers.lmstudio import LMStudioProvider
 from aigents_lsp.providers.presets import build_provider
+from aigents_lsp.settings_sources import load_settings
 
-Verdict = Literal["pass", "warn", "fail", "skip"]
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
 
 
@@ -244,8 +242,8 @@ async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
     except ProviderError as error:
         checks.append(Check("test completion", "fail", error.message, error.hint))
         return checks
-    checks.append(await _prompt_cache_probe(provider, model, settings))
-    checks.append(await _tool_probe(provider, settings))
+    checks.append(Check(*await prompt_cache_probe(provider, model, settings)))
+    checks.append(Check(*await tool_probe(provider, settings)))
     if isinstance(provider, LMStudioProvider):
         from aigents_lsp.doctor_models import draft_model_check, suggestion_check
 
@@ -266,105 +264,8 @@ async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
     return checks
 
 
-async def _prompt_cache_probe(provider: Provider, model: str | None, settings: Settings) -> Check:
-    """The same ~500-token prompt twice: does the backend reuse its cache (llama.cpp's
-    `timings`, else the second answer being much faster), and how fast does it read prompts
-    (what sizes completion prompts when `completion_prompt_tokens` is unset)."""
-    from aigents_lsp.completion.budget import PromptBudget
-
-    marker = f"# doctor {time.time_ns()}\n"  # a head no earlier request had
-    body = "".join(
-        f"def step_{i}(value, limit={i}):\n    return min(value * {i}, limit)\n\n"
-        for i in range(40)
-    )
-    params = CompletionParams(prompt=marker + body, model=model, max_tokens=1, temperature=0.0)
-    try:
-        times, stats = [], []
-        for _ in range(2):
-            started = time.perf_counter()
-            result = await provider.complete(params)
-            times.append(time.perf_counter() - started)
-            stats.append(result.stats)
-    except ProviderError as error:
-        return Check("prompt cache", "warn", error.message, error.hint)
-    cold, warm = stats
-    budget = PromptBudget()
-    if cold and cold.prompt_tokens and cold.prompt_seconds:
-        budget.record("probe", cold.prompt_tokens, cold.prompt_seconds)
-    elif times[0] > times[1]:
-        budget.record("probe", int(len(params.prompt) / 3.2), times[0] - times[1])
-    rate = budget.tokens_per_second("probe")
-    sized = (
-        f"; reads ~{rate:.0f} prompt tokens/s, so completion prompts get "
-        f"{budget.tokens('probe', settings.completion_latency_ms)} tokens "
-        f"(completion_latency_ms {settings.completion_latency_ms})"
-        if rate and settings.completion_prompt_tokens is None
-        else ""
-    )
-    if warm is not None and warm.cached_tokens is not None and warm.prompt_tokens is not None:
-        total = warm.cached_tokens + warm.prompt_tokens
-        reused = warm.cached_tokens / total if total else 0.0
-        verdict: Verdict = "pass" if reused >= 0.8 else "warn"
-        detail = f"a repeated prompt reused {warm.cached_tokens} of {total} tokens{sized}"
-    elif times[0] < 0.15:
-        verdict = "pass"
-        detail = (
-            f"~500 prompt tokens answered in {times[0] * 1000:.0f} ms: fast enough that its "
-            "prompt cache hardly matters"
-        )
-    else:
-        faster = times[0] / times[1] if times[1] > 0 else 1.0
-        verdict = "pass" if faster >= 1.5 else "warn"
-        detail = (
-            f"a repeated prompt took {times[1] * 1000:.0f} ms after {times[0] * 1000:.0f} ms "
-            f"(the backend reports no cache counts){sized}"
-        )
-    fix = (
-        ""
-        if verdict == "pass"
-        else "The backend re-reads the whole prompt on every completion: turn on its prompt "
-        "cache (llama.cpp `--cache-prompt`, LM Studio keeps it on), or set a smaller "
-        "completion_prompt_tokens."
-    )
-    return Check("prompt cache", verdict, detail, fix)
-
-
-async def _tool_probe(provider: Provider, settings: Settings) -> Check:
-    tool = ToolSpec(
-        name="read_file",
-        description="Read a file of the workspace.",
-        parameters={
-            "type": "object",
-            "properties": {"path": {"type": "string"}},
-            "required": ["path"],
-        },
-    )
-    try:
-        model = settings.model_for("chat") or await provider.resolve_model("chat")
-        result = await provider.chat(
-            ChatParams(
-                messages=[ChatMessage("user", "Read the file README.md using the tool.")],
-                model=model,
-                tools=[tool],
-                max_tokens=64,
-                temperature=0.0,
-            )
-        )
-    except ProviderError as error:
-        return Check("tool calling", "warn", error.message, error.hint)
-    if result.tool_calls:
-        return Check("tool calling", "pass", f"{result.model or model} called {tool.name}")
-    return Check(
-        "tool calling",
-        "warn",
-        f"{result.model or 'the chat model'} answered without calling the tool",
-        "Chat still works (context is stuffed instead); for agent tools load a model trained "
-        "for tool use (e.g. Qwen2.5-Instruct).",
-    )
-
-
 def _embedded_check(settings: Settings) -> Check:
-    from aigents_lsp.providers.embedded import embedded_available
+    from aigents_lsp.providers.engine_process import embedded_available
 
     if settings.provider == "lmstudio":
         return Check("embedded engine", "skip", "provider is `lmstudio`: no fallback by choice")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from aigents_lsp.providers.embedded import EmbeddedEngine
+from aigents_lsp.providers.engine_process import EmbeddedEngine
 from aigents_lsp.providers.llamacpp import LlamaCppProvider
 from tests.e2e.conftest import end_of, inline, open_doc
 

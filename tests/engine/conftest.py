@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from aigents_lsp.providers.embedded import EmbeddedEngine
 from aigents_lsp.providers.embedded_models import MODELS, prepare_model
+from aigents_lsp.providers.engine_process import EmbeddedEngine
 from tests.engine.engine_support import PreparedModels
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aigents_lsp import demo
-from aigents_lsp.providers.embedded import embedded_available
+from aigents_lsp.providers.engine_process import embedded_available
 from tests.engine.engine_support import PreparedModels
 
 pytestmark = [

@@ -19,11 +19,8 @@ from aigents_lsp.providers.base import (
     CompletionParams,
     StreamDelta,
 )
-from aigents_lsp.providers.embedded import (
-    EmbeddedEngine,
-    EmbeddedProvider,
-    embedded_available,
-)
+from aigents_lsp.providers.embedded import EmbeddedProvider
+from aigents_lsp.providers.engine_process import EmbeddedEngine, embedded_available
 from tests.engine.engine_support import ProgressLog, process_alive
 
 pytestmark = [

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from aigents_lsp.index.indexer import EmbeddingSource, SemanticIndex
+from aigents_lsp.index.indexer import SemanticIndex
+from aigents_lsp.index.memory import EmbeddingSource
 from aigents_lsp.index.store import IndexStore
-from aigents_lsp.providers.embedded import EmbeddedEngine, EmbeddedProvider, embedded_available
+from aigents_lsp.providers.embedded import EmbeddedProvider
 from aigents_lsp.providers.embedded_models import SMOLLM2
+from aigents_lsp.providers.engine_process import EmbeddedEngine, embedded_available
 from aigents_lsp.workspace.ignore import IgnoreRules
 
 pytestmark = [

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from aigents_lsp.providers import embedded_models
-from aigents_lsp.providers.embedded import embedded_available
 from aigents_lsp.providers.embedded_models import (
     GEMMA,
     SMOLLM2,
@@ -21,6 +20,7 @@ from aigents_lsp.providers.embedded_models import (
     prepare_model,
     sha256_file,
 )
+from aigents_lsp.providers.engine_process import embedded_available
 from tests.engine.engine_support import PreparedModels
 
 pytestmark = [

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from aigents_lsp.providers.embedded import EmbeddedEngine, embedded_available
+from aigents_lsp.providers.engine_process import EmbeddedEngine, embedded_available
 from tests.engine.engine_support import PreparedModels, ProgressLog, process_alive
 
 pytestmark = [
@@ -112,7 +112,7 @@ PARENT = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from aigents_lsp.providers.embedded import EmbeddedEngine
+    from aigents_lsp.providers.engine_process import EmbeddedEngine
 
     async def main() -> None:
         engine = EmbeddedEngine(cache_dir=Path(sys.argv[1]), threads=1)

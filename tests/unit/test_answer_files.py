@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aigents_lsp.lsp.commands import answers_folder, prune_answers
+from aigents_lsp.lsp.command_results import answers_folder, prune_answers
 
 DAY = 24 * 3600.0
 NOW = 1_800_000_000.0

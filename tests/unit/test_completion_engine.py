@@ -10,13 +10,8 @@ from typing import TypeVar
 import pytest
 
 from aigents_lsp.completion.cache import CacheKey, SuggestionCache
-from aigents_lsp.completion.engine import (
-    CompletionEngine,
-    CompletionRequest,
-    Target,
-    decide_mode,
-    indent_unit,
-)
+from aigents_lsp.completion.engine import CompletionEngine, CompletionRequest, Target
+from aigents_lsp.completion.mode import decide_mode, indent_unit
 from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import (
     ChatParams,

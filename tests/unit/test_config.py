@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from aigents_lsp.config import (
-    Settings,
-    SettingsLayer,
-    env_source,
-    load_settings,
-    merge,
-    settings_markdown,
-)
+from aigents_lsp.config import Settings, settings_markdown
+from aigents_lsp.settings_sources import SettingsLayer, env_source, load_settings, merge
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from aigents_lsp.index.indexer import EmbeddingSource, IndexOptions, SemanticIndex
+from aigents_lsp.index.indexer import SemanticIndex
 from aigents_lsp.index.keyword import KeywordIndex, term_counts, tokens
+from aigents_lsp.index.memory import EmbeddingSource, IndexOptions
 from aigents_lsp.index.search import fuse
 from aigents_lsp.index.store import IndexStore, store_path
 from aigents_lsp.index.vectors import (

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from aigents_lsp.index import vectors
-from aigents_lsp.index.indexer import IndexOptions, SemanticIndex
+from aigents_lsp.index.indexer import SemanticIndex
+from aigents_lsp.index.memory import IndexOptions
 from aigents_lsp.index.store import IndexStore
 from aigents_lsp.workspace.ignore import IgnoreRules
 from tests.unit.test_index_search import FILES, FakeEmbedder, make_index, write

@@ -32,16 +32,12 @@ from aigents_lsp.providers.base import (
     UnknownModel,
     WrongRoute,
 )
+from aigents_lsp.providers.bodies import model_from_wire
 from aigents_lsp.providers.errors import classify, error_code, error_message
 from aigents_lsp.providers.lmstudio import LMStudioProvider
 from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider
-from aigents_lsp.providers.openai_wire import (
-    SSEDecoder,
-    StreamParser,
-    collect,
-    model_from_wire,
-    parse_completion,
-)
+from aigents_lsp.providers.openai_wire import StreamParser, collect, parse_completion
+from aigents_lsp.providers.sse import SSEDecoder
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lmstudio"
 BASE = "http://lmstudio.test:1234/v1"

@@ -26,8 +26,10 @@ from aigents_lsp.providers.base import (
     ToolSpec,
     WrongRoute,
 )
-from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, redact
-from aigents_lsp.providers.openai_wire import StreamParser, ThinkSplitter, collect
+from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider
+from aigents_lsp.providers.openai_http import redact
+from aigents_lsp.providers.openai_wire import StreamParser, collect
+from aigents_lsp.providers.reasoning import ThinkSplitter
 from tests.fakes.lmstudio_server import DEFAULT_TOKEN, FakeLMStudio
 
 CHAT = ChatParams(messages=[ChatMessage("user", "Say hello.")], model="llama-3.2-3b-instruct")

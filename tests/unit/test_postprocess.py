@@ -11,14 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aigents_lsp.completion.postprocess import (
-    RULES,
-    CursorContext,
-    cursor_indent,
-    postprocess,
-    should_stop,
-)
-from aigents_lsp.completion.templates import TEMPLATES
+from aigents_lsp.completion.families import TEMPLATES
+from aigents_lsp.completion.mode import cursor_indent, should_stop
+from aigents_lsp.completion.postprocess import RULES, CursorContext, postprocess
 
 CURSOR = "█"
 GOLDEN_FILE = Path(__file__).parent / "golden" / "postprocess.toml"

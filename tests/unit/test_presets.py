@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from aigents_lsp.addresses import PRESETS, default_base, is_loopback
 from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import (
     AuthRequired,
@@ -20,7 +21,7 @@ from aigents_lsp.providers.base import (
 from aigents_lsp.providers.cloud import OpenAIProvider, VLLMProvider
 from aigents_lsp.providers.llamacpp import LlamaCppProvider
 from aigents_lsp.providers.ollama import OllamaProvider
-from aigents_lsp.providers.presets import PRESETS, build_provider, default_base, is_loopback
+from aigents_lsp.providers.presets import build_provider
 from tests.fakes.preset_servers import OPENAI_KEY, VLLM_MODEL, FakePreset
 
 

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from aigents_lsp.completion.budget import INITIAL_TOKENS, PromptBudget, common_prefix_length
 from aigents_lsp.completion.context import anchored_prefix, build_context
 from aigents_lsp.completion.engine import CompletionEngine
+from aigents_lsp.completion.families import TEMPLATES, pick_template
 from aigents_lsp.completion.request import CompletionRequest, Target
-from aigents_lsp.completion.templates import TEMPLATES, pick_template, prefill_prompt
+from aigents_lsp.completion.templates import prefill_prompt
 from aigents_lsp.config import Settings
 from aigents_lsp.providers.base import (
     CompletionParams,
@@ -257,11 +258,11 @@ def test_prefill_prompt_is_the_head_of_the_prompt() -> None:
 
 
 def _typed(gaps: list[float], monkeypatch) -> float:  # type: ignore[no-untyped-def]
-    from aigents_lsp.completion import engine as engine_module
+    from aigents_lsp.completion import scheduler
 
     clock = [100.0]
-    monkeypatch.setattr(engine_module.time, "perf_counter", lambda: clock[0])
-    debounce = engine_module.AdaptiveDebounce()
+    monkeypatch.setattr(scheduler.time, "perf_counter", lambda: clock[0])
+    debounce = scheduler.AdaptiveDebounce()
     debounce.keystroke("u")
     for gap in gaps:
         clock[0] += gap

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from aigents_lsp.completion.families import TEMPLATES, normalize_model_id, pick_template
 from aigents_lsp.completion.templates import (
     CHAT_SYSTEM_PROMPT,
     FILL_MARKER,
-    TEMPLATES,
     TemplateError,
     custom_template,
     extract_fill,
-    normalize_model_id,
-    pick_template,
     strip_model_output,
-    strip_think,
 )
+from aigents_lsp.providers.reasoning import strip_think
 
 PREFIX, SUFFIX = "def f(x):\n    return ", "\n\nprint(f(1))\n"
 

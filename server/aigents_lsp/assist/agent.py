@@ -20,9 +20,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aigents_lsp.assist.tools import ToolArgumentError, WorkspaceTools, parse_arguments
+from aigents_lsp.assist.tool_calls import ToolArgumentError, parse_arguments
+from aigents_lsp.assist.tools import WorkspaceTools
 from aigents_lsp.providers.base import ChatMessage, ChatParams, Provider, ProviderError, ToolCall
-from aigents_lsp.providers.openai_wire import ThinkSplitter
+from aigents_lsp.providers.reasoning import ThinkSplitter
 
 Stopped = Literal["answer", "step_limit", "no_tools"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aigents_lsp.assist.languages import canonical_language
-from aigents_lsp.completion.templates import strip_think
+from aigents_lsp.providers.reasoning import strip_think
 
 # CommonMark fences: at most 3 spaces of indentation; a closing fence has no info string.
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\s`]*)[^`]*$")

@@ -17,7 +17,7 @@ from typing import Literal
 
 from aigents_lsp.assist.answers import content_bounds, extract_code, has_fence, trim_blank_lines
 from aigents_lsp.assist.languages import canonical_language
-from aigents_lsp.completion.templates import strip_think
+from aigents_lsp.providers.reasoning import strip_think
 
 # --- indentation -----------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import re
@@ -23,8 +22,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from aigents_lsp.assist.tool_calls import (
+    TOOL_SPECS,
+    ToolArgumentError,
+    int_argument,
+    parse_arguments,
+    text_argument,
+)
 from aigents_lsp.providers.base import ToolCall, ToolSpec
 from aigents_lsp.workspace.ignore import IgnoreRules, path_from_uri
 from aigents_lsp.workspace.paths import (
@@ -78,82 +84,8 @@ class ToolLimits:
     """A search hit's line is cut here (minified files)."""
 
 
-class ToolArgumentError(ValueError):
-    """The model called a tool with unusable arguments."""
-
-
-def _spec(name: str, description: str, *required: str, **properties: str) -> ToolSpec:
-    """A function tool; `properties` are "type: description" strings."""
-    schema = {
-        key: {"type": text.split(": ", 1)[0], "description": text.split(": ", 1)[1]}
-        for key, text in properties.items()
-    }
-    return ToolSpec(
-        name, description, {"type": "object", "properties": schema, "required": list(required)}
-    )
-
-
-TOOL_SPECS: tuple[ToolSpec, ...] = (
-    _spec(
-        "search_codebase",
-        "Search the workspace files for text (case-insensitive) or a regular expression. "
-        "Returns matching lines as `path:line: text`. When the workspace is indexed, a plain "
-        "query also finds code by meaning: describe what you look for, or name it.",
-        "query",
-        query="string: The text (or regex) to find, or a description of the code.",
-        regex="boolean: Treat query as a Python regular expression.",
-        path_glob="string: Only search files matching this glob, e.g. '*.py' or 'src/**'.",
-    ),
-    _spec(
-        "read_file",
-        "Read a workspace file with line numbers; start_line/end_line (1-based, inclusive) "
-        "read part of a long file.",
-        "path",
-        path="string: Path relative to the workspace.",
-        start_line="integer: First line to read.",
-        end_line="integer: Last line to read.",
-    ),
-    _spec(
-        "list_files",
-        "List the files under a workspace directory, recursively.",
-        path="string: The directory; '.' is the whole workspace.",
-        pattern="string: Only files matching this glob, e.g. '*.ts'.",
-    ),
-)
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def parse_arguments(raw: str) -> dict[str, Any]:
-    """A tool call's arguments as a dict; raises `ToolArgumentError`."""
-    try:
-        value: object = json.loads(raw or "{}")
-        if isinstance(value, str):  # some models encode the arguments twice
-            value = json.loads(value)
-    except ValueError as exc:
-        raise ToolArgumentError(f"the arguments are not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise ToolArgumentError("the arguments must be a JSON object")
-    return value
-
-
-def _text(args: Mapping[str, Any], name: str) -> str | None:
-    value = args.get(name)
-    if isinstance(value, dict | list):
-        raise ToolArgumentError(f"`{name}` must be a string")
-    return None if value is None or value == "" else str(value)
-
-
-def _int(args: Mapping[str, Any], name: str) -> int | None:
-    value = args.get(name)
-    if value is None or value == "":
-        return None
-    with contextlib.suppress(TypeError, ValueError):  # "12" and 12.0 are fine
-        if not isinstance(value, bool) and float(value).is_integer():
-            return int(float(value))
-    raise ToolArgumentError(f"`{name}` must be an integer")
 
 
 class WorkspaceTools:
@@ -190,13 +122,15 @@ class WorkspaceTools:
             args = parse_arguments(call.arguments)
             if name == "search_codebase":
                 regex = str(args.get("regex")).strip().lower() in ("true", "1", "yes")
-                glob = _text(args, "path_glob")
-                return await self.search_codebase(_text(args, "query") or "", regex, glob)
+                glob = text_argument(args, "path_glob")
+                return await self.search_codebase(text_argument(args, "query") or "", regex, glob)
             if name == "read_file":
-                first, last = _int(args, "start_line"), _int(args, "end_line")
-                return await self.read_file(_text(args, "path") or "", first, last)
+                first, last = int_argument(args, "start_line"), int_argument(args, "end_line")
+                return await self.read_file(text_argument(args, "path") or "", first, last)
             if name == "list_files":
-                return await self.list_files(_text(args, "path") or ".", _text(args, "pattern"))
+                return await self.list_files(
+                    text_argument(args, "path") or ".", text_argument(args, "pattern")
+                )
         except ToolArgumentError as exc:
             return f"error: {call.name}: {exc}"
         except Exception as exc:  # a broken tool must not end the conversation

@@ -12,67 +12,52 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from aigents_lsp.completion.budget import PromptBudget, common_prefix_length
+from aigents_lsp.completion.budget import PromptBudget
 from aigents_lsp.completion.cache import CacheKey, SuggestionCache
 from aigents_lsp.completion.context import (
     CHARS_PER_TOKEN,
     PromptContext,
-    anchored_prefix,
     build_context,
-    redacted,
 )
+from aigents_lsp.completion.families import pick_template
 from aigents_lsp.completion.metrics import CompletionMetrics
-from aigents_lsp.completion.postprocess import cursor_indent, postprocess, should_stop
+from aigents_lsp.completion.mode import Mode, cursor_indent, decide_mode, indent_unit, should_stop
+from aigents_lsp.completion.postprocess import postprocess
+from aigents_lsp.completion.read_ahead import Prefill, PromptWatch, ReadAhead
 from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
-from aigents_lsp.completion.scheduler import DocumentScheduler, Generation, Superseded
-from aigents_lsp.completion.templates import (
-    FimTemplate,
-    extract_fill,
-    pick_template,
-    prefill_prompt,
+from aigents_lsp.completion.scheduler import (
+    AdaptiveDebounce,
+    DocumentScheduler,
+    Generation,
+    Superseded,
 )
+from aigents_lsp.completion.templates import FimTemplate, extract_fill
 from aigents_lsp.providers.base import (
     ChatParams,
     CompletionParams,
     InfillParams,
-    ProviderError,
-    SpeedStats,
     StreamDelta,
 )
 
-__all__ = ["CompletionEngine", "CompletionRequest", "Suggestion", "Target", "decide_mode"]
+__all__ = ["CompletionEngine", "CompletionRequest", "Suggestion", "Target"]
 
 if TYPE_CHECKING:
     from aigents_lsp.config import Settings
 
 log = logging.getLogger(__name__)
-Mode = Literal["single", "multi"]
 
 MAX_MULTILINE_LINES = 12
-MAX_DOCSTRING_LINES = 60  # looked back over to find the signature above a docstring
-# Reading ahead is done when the backend would need at least this long for those lines...
-PREFILL_WORTH_SECONDS = 0.15
-# ...and it keeps a prompt cache: it said so (llama.cpp `cache_n`), or it is one known to.
-CACHING_BACKENDS = frozenset({"lmstudio", "embedded", "llamacpp", "llamafile", "ollama"})
-# More than this many non-space characters after the cursor (other than closers): no
-# automatic suggestion, the user is editing inside a line.
-MAX_TRAILING_CHARS = 3
 MAX_STREAM_CHARS = 16_000  # far beyond any suggestion shown (12 lines)
-_CLOSERS = set(")]}\"'`;:,.")
-_BLOCK_OPENER = re.compile(r"(?:[:{(\[]|=>|->|\bthen|\bdo|\bbegin)\s*$")
-_SIGNATURE = re.compile(r"^\s*(?:async\s+)?(?:def|class|fn|func|function|sub|proc)\b")
-_COMMENT_OR_DOC = re.compile(r"^\s*(?:#|//|/\*|\*|--|\"\"\"|'''|\"|')")
 
 
 @dataclass
-class _Job:
+class Job:
     """What a generation needs to run, fixed when it starts."""
 
     request: CompletionRequest
@@ -84,82 +69,7 @@ class _Job:
     served_by: list[str | None] = field(default_factory=list)
 
 
-@dataclass
-class _Prefill:
-    task: asyncio.Future[None]
-    origin_line: int  # the cursor's line when it started
-    last_line: int  # the last line it reads
-
-
-@dataclass
-class _StreamWatch:
-    """When the first token came and what the backend said of the prompt."""
-
-    started: float = field(default_factory=time.perf_counter)
-    first_at: float | None = None
-    prompt: SpeedStats | None = None
-
-
-def _is_closer_text(text: str) -> bool:
-    return all(ch in _CLOSERS or ch.isspace() for ch in text)
-
-
-def decide_mode(prefix: str, suffix: str, invoked: bool) -> Mode | None:
-    """Single- or multi-line, decided before generating; None: suggest nothing here."""
-    line_before = prefix.rsplit("\n", 1)[-1]
-    line_after = suffix.split("\n", 1)[0]
-    trailing = line_after.strip()
-    if (
-        not invoked
-        and len(trailing.replace(" ", "")) > MAX_TRAILING_CHARS
-        and not _is_closer_text(trailing)
-    ):
-        return None
-    if line_before.strip() or trailing:
-        return "single"
-    # An empty line: multi-line when it opens a block (after a signature, a block opener, or
-    # the docstring/comments that follow them).
-    if _opens_block(prefix.split("\n")[:-1][-MAX_DOCSTRING_LINES:]):
-        return "multi"
-    return "multi" if invoked else "single"
-
-
-def _opens_block(lines: list[str]) -> bool:
-    """Whether the last code before these lines' end opens a block: a signature or a block
-    opener, possibly followed by comments and a docstring (of any length)."""
-    index = len(lines) - 1
-    while index >= 0:
-        previous = lines[index].strip()
-        index -= 1
-        if not previous:
-            continue
-        if _BLOCK_OPENER.search(previous) or _SIGNATURE.match(previous):
-            return True
-        quote = previous[-3:]
-        if quote in ('"""', "'''") and (len(previous) == 3 or previous.count(quote) == 1):
-            # The end of a docstring of several lines: continue above its first line.
-            while index >= 0 and quote not in lines[index]:
-                index -= 1
-            index -= 1
-            continue
-        if _COMMENT_OR_DOC.match(previous):
-            continue
-        return False
-    return False
-
-
-def indent_unit(prefix: str) -> str:
-    """The document's indentation step, read from the lines before the cursor."""
-    lines = prefix[-8000:].split("\n")
-    if any(line.startswith("\t") for line in lines):
-        return "\t"
-    widths = sorted({len(line) - len(line.lstrip(" ")) for line in lines if line.strip()} - {0})
-    steps = [b - a for a, b in zip([0, *widths], widths, strict=False) if b > a]
-    step = min(steps) if steps else 4
-    return " " * (step if step in (2, 3, 4, 8) else 4)
-
-
-class CompletionEngine:
+class CompletionEngine(ReadAhead):
     """Owns the cache, the per-document scheduler and the metrics for the server's lifetime."""
 
     def __init__(self, settings: Callable[[], Settings]) -> None:
@@ -173,7 +83,7 @@ class CompletionEngine:
         self._calibration_failures: dict[str, tuple[int, float]] = {}
         self._contexts: dict[str, PromptContext] = {}  # the last one built, per document
         self._last_prompt: dict[str, str] = {}  # the last prompt sent, per backend model
-        self._prefills: dict[str, _Prefill] = {}  # reading ahead, per document
+        self._prefills: dict[str, Prefill] = {}  # reading ahead, per document
         self._caching: set[str] = set()  # backend models that reported reusing a prompt
 
     async def _chars_per_token(self, target: Target, sample: str) -> float:
@@ -278,7 +188,7 @@ class CompletionEngine:
                     previous=self._contexts.get(request.uri),
                 )
                 self._contexts[request.uri] = context
-                job = _Job(request, target, template, mode, key, context)
+                job = Job(request, target, template, mode, key, context)
                 generation = self.scheduler.start(
                     Generation(
                         request.uri,
@@ -323,7 +233,7 @@ class CompletionEngine:
         self.metrics.record_latency(latency)
         return Suggestion(text, model, latency, mode == "multi", source)
 
-    async def _generate(self, generation: Generation, job: _Job) -> str | None:
+    async def _generate(self, generation: Generation, job: Job) -> str | None:
         """One backend stream for `job`, stopped as soon as the shown part is complete."""
         request, target, template = job.request, job.target, job.template
         settings = self._settings()
@@ -383,7 +293,7 @@ class CompletionEngine:
                     grammar=grammar,
                 )
             )
-        watch = _StreamWatch()
+        watch = PromptWatch()
         try:
             await _consume(
                 stream, generation, template, multiline, start_indent, max_lines, heal, watch
@@ -412,127 +322,6 @@ class CompletionEngine:
                 log.exception("reading ahead could not start")
         return text
 
-    # --- reading ahead --------------------------------------------------------------------------
-
-    def _start_prefill(self, job: _Job) -> None:
-        """After an answer, have the backend read the lines below the cursor (one token is
-        generated and dropped), so that its prompt cache holds them when the user moves down
-        and types there: the next prompt then shares its head up to the new cursor. The
-        window's anchor is moved now if those lines would not fit from the current one."""
-        settings = self._settings()
-        lines = settings.completion_prefill_lines
-        request, context = job.request, job.context
-        if lines <= 0 or context.anchor_line < 0 or job.template.kind == "chat":
-            return
-        if job.template.name == "native" or request.uri in self._prefills:
-            return
-        rest_of_line, _, after = request.suffix.partition("\n")
-        below = after.split("\n")[:lines]
-        # The current anchor if the lines below fit after it, else a new one (the window half
-        # full at the cursor, as the next request would choose) with the lines that fit.
-        choices = [(context.prefix, context.anchor_line)]
-        head, anchor = anchored_prefix(request.prefix, request.line, context.prefix_room)
-        if anchor >= 0 and anchor != context.anchor_line:
-            choices.append((redacted(head), anchor))
-        for head, anchor in choices:  # noqa: B007 - the choice taken is used after the loop
-            room = context.prefix_room - len(head) - len(rest_of_line)
-            taken: list[str] = []
-            for row in below:
-                room -= len(row) + 1
-                if room < 0:
-                    break
-                taken.append(row)
-            if len(taken) >= min(len(below), 8):
-                break
-        else:
-            return
-        if len(taken) < 2:
-            return
-        # Only where it pays: a backend that reads these lines in a blink (a GPU) gains
-        # nothing a user would notice, and one whose speed is unknown may not cache at all.
-        key = job.target.key
-        rate = self.budget.tokens_per_second(key)
-        tokens = sum(len(row) + 1 for row in taken) / self._ratios.get(key, CHARS_PER_TOKEN)
-        if rate is None or self.budget.samples(key) < 2 or tokens / rate < PREFILL_WORTH_SECONDS:
-            return
-        if key not in self._caching and job.target.provider.name not in CACHING_BACKENDS:
-            return  # no sign that this backend keeps a prompt cache: it would be wasted
-        prefix = "\n".join([head + redacted(rest_of_line), *map(redacted, taken)])
-        ahead_line = request.line + len(taken)
-        prompt = prefill_prompt(job.template, prefix, context.snippets, request.file_path)
-        if prompt is None:
-            return
-        if anchor != context.anchor_line:  # the next request starts where this read did
-            self._contexts[request.uri] = replace(context, anchor_line=anchor)
-        task = asyncio.get_running_loop().create_task(
-            self._prefill(job.target, prompt), name="completion-read-ahead"
-        )
-        self._prefills[request.uri] = _Prefill(task, request.line, ahead_line)
-        task.add_done_callback(lambda _: self._prefill_done(request.uri, task))
-
-    async def _prefill(self, target: Target, prompt: str) -> None:
-        self.metrics.prefills += 1
-        watch = _StreamWatch()
-        stream = target.provider.stream_complete(
-            CompletionParams(prompt=prompt, model=target.model, max_tokens=1, temperature=0.0)
-        )
-        try:
-            async for delta in stream:
-                watch.first_at = watch.first_at or time.perf_counter()
-                if delta.prompt_stats is not None or (
-                    delta.stats is not None and delta.stats.prompt_tokens is not None
-                ):
-                    watch.prompt = delta.prompt_stats or delta.stats
-        except ProviderError as error:  # harmless: the next real request reports problems
-            log.debug("reading ahead failed: %s", error)
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            self._note_prompt(target, prompt, watch)
-
-    def _prefill_done(self, uri: str, task: asyncio.Future[None]) -> None:
-        current = self._prefills.get(uri)
-        if current is not None and current.task is task:
-            del self._prefills[uri]
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("reading ahead failed", exc_info=task.exception())
-
-    def _stop_prefill(self, uri: str, line: int | None = None) -> None:
-        """Cancel the read-ahead unless the cursor moved into the lines it reads (a request
-        there waits for it and gains from it; anywhere else it only delays the request)."""
-        prefill = self._prefills.get(uri)
-        if prefill is None:
-            return
-        if line is not None and prefill.origin_line < line <= prefill.last_line:
-            return
-        prefill.task.cancel()
-        del self._prefills[uri]
-
-    def _note_prompt(self, target: Target, prompt: str, watch: _StreamWatch) -> None:
-        """Prompt tokens read and reused (the backend's counts, else estimated from what the
-        prompt shares with the previous one) and a prompt-speed sample for the budget."""
-        previous = self._last_prompt.get(target.key, "")
-        self._last_prompt[target.key] = prompt
-        stats = watch.prompt
-        if stats is not None and stats.prompt_tokens is not None:
-            read, cached = stats.prompt_tokens, stats.cached_tokens or 0
-            if cached > 0:
-                self._caching.add(target.key)
-            if stats.prompt_seconds:
-                self.budget.record(target.key, read, stats.prompt_seconds)
-            self.metrics.prompt.record(read, cached, reported=True)
-        elif watch.first_at is not None:
-            ratio = self._ratios.get(target.key, CHARS_PER_TOKEN)
-            shared = common_prefix_length(previous, prompt)
-            read = int((len(prompt) - shared) / ratio) + 1
-            cached = int(shared / ratio)
-            self.budget.record(target.key, read, watch.first_at - watch.started)
-            self.metrics.prompt.record(read, cached, reported=False)
-        else:
-            return  # cancelled before the backend answered: nothing known
-        self.metrics.prompt_speed = self.budget.snapshot(target.key)
-
 
 async def _consume(
     stream: AsyncIterator[StreamDelta],
@@ -542,14 +331,14 @@ async def _consume(
     start_indent: int,
     max_lines: int,
     heal: str = "",
-    watch: _StreamWatch | None = None,
+    watch: PromptWatch | None = None,
 ) -> None:
     """Read the stream into `generation.partial` (without the `heal` text the model was made
     to repeat); closing it early stops the backend. `watch` learns when the first token came
     and what the backend said of the prompt."""
     skip = len(heal)
     received = 0
-    watch = watch or _StreamWatch()
+    watch = watch or PromptWatch()
     try:
         async for delta in stream:
             if watch.first_at is None:
@@ -599,57 +388,3 @@ def healing_text(prefix: str) -> str:
 
 def _gbnf_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-class AdaptiveDebounce:
-    """The pause to wait before asking the backend, learned from each document's typing
-    rhythm: a gap is the end of typing when it is longer than this typist's usual gaps (their
-    mean plus three deviations, plus a margin). A steady fast typist waits less than
-    `debounce_ms` (down to half of it) without a request in the middle of a burst; an uneven
-    or slow one waits longer (up to 2.5 times). `debounce_ms` until the rhythm is known."""
-
-    KNOWN_AFTER = 6  # gaps seen before the rhythm is trusted
-    MARGIN = 0.010
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._mean: dict[str, float] = {}
-        self._variance: dict[str, float] = {}
-        self._seen: dict[str, int] = {}
-
-    def keystroke(self, uri: str) -> None:
-        now = time.perf_counter()
-        last = self._last.get(uri)
-        self._last[uri] = now
-        if last is None:
-            return
-        gap = now - last
-        if gap >= 1.0:  # a pause longer than that is not typing rhythm
-            return
-        mean = self._mean.get(uri)
-        if mean is None:
-            self._mean[uri], self._variance[uri] = gap, 0.0
-        else:  # exponentially weighted mean and variance (West's update)
-            delta = gap - mean
-            self._mean[uri] = mean + 0.2 * delta
-            self._variance[uri] = 0.8 * (self._variance[uri] + 0.2 * delta * delta)
-        self._seen[uri] = self._seen.get(uri, 0) + 1
-
-    def seconds(self, uri: str, settings: Settings) -> float:
-        base = settings.debounce_ms / 1000
-        mean = self._mean.get(uri)
-        if mean is None or not settings.adaptive_debounce:
-            return base
-        if self._seen.get(uri, 0) < self.KNOWN_AFTER:
-            return min(max(base, mean * 1.6), base * 2.5)
-        wait = mean + 3 * math.sqrt(self._variance[uri]) + self.MARGIN
-        return min(max(base * 0.5, wait), base * 2.5)
-
-    def typed_since(self, uri: str, moment: float) -> bool:
-        """Whether a keystroke came in `uri` after `moment` (a `time.perf_counter()` value)."""
-        last = self._last.get(uri)
-        return last is not None and last > moment
-
-    def forget(self, uri: str) -> None:
-        for table in (self._last, self._mean, self._variance, self._seen):
-            table.pop(uri, None)

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from aigents_lsp.completion.mode import indent_width, leading_whitespace
 from aigents_lsp.completion.syntax import (
     OPENERS,
     PAIR,
@@ -24,7 +25,6 @@ from aigents_lsp.completion.syntax import (
 )
 from aigents_lsp.completion.templates import strip_model_output
 
-TAB_WIDTH = 4
 _BLOCK_OPENER = re.compile(r"(?:[:{(\[]|=>|\bthen|\bdo)\s*$")
 _CLOSER_LINE = re.compile(r"[)\]}][)\]};,]*|(?:end|fi|done|esac|endif|endfor|endwhile)[;,)]*")
 # A column-0 line that plausibly ends the cursor's block rather than continuing it.
@@ -65,21 +65,6 @@ Rule = Callable[[str, CursorContext], str | None]
 
 
 # --- small helpers -----------------------------------------------------------------------------
-
-
-def _leading(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
-
-
-def indent_width(whitespace: str) -> int:
-    """Columns taken by leading whitespace, a tab counting as TAB_WIDTH."""
-    ws = _leading(whitespace)
-    return ws.count(" ") + TAB_WIDTH * ws.count("\t")
-
-
-def cursor_indent(prefix: str) -> int:
-    """The indentation of the cursor's line: the block a multi-line suggestion starts in."""
-    return indent_width(prefix.rsplit("\n", 1)[-1])
 
 
 def _start_indent(text: str, ctx: CursorContext) -> int:
@@ -167,7 +152,7 @@ def reindent_relative(text: str, ctx: CursorContext) -> str | None:
     its later lines by the cursor's indentation. Applied only when unambiguous: the first line
     opens a block whose body is not deeper than the cursor, or the later lines reach column 0
     with no blank line between and none there looks like the end of the cursor's block."""
-    base = _leading(ctx.line_before)
+    base = leading_whitespace(ctx.line_before)
     lines = text.split("\n")
     later = [line for line in lines[1:] if line.strip()]
     if not ctx.multiline or not base or not later or ctx.line_before.strip():
@@ -186,7 +171,7 @@ def reindent_relative(text: str, ctx: CursorContext) -> str | None:
 
 
 def _tabs_converter(later: list[str]) -> Callable[[str], str] | None:
-    spaces = [ws.count(" ") for ws in map(_leading, later) if " " in ws]
+    spaces = [ws.count(" ") for ws in map(leading_whitespace, later) if " " in ws]
     unit = next((u for u in (4, 2) if spaces and all(n % u == 0 for n in spaces)), 0)
     if not unit:
         return None
@@ -197,10 +182,10 @@ def _spaces_converter(later: list[str], width: int, base: int) -> Callable[[str]
     def columns(ws: str) -> int:
         return ws.count(" ") + width * ws.count("\t")
 
-    deltas = [n - base for n in (columns(_leading(line)) for line in later) if n > base]
+    deltas = [n - base for n in (columns(leading_whitespace(line)) for line in later) if n > base]
     step = min(deltas, default=0)
     scale = step in (2, 4) and step != width and all(d % step == 0 for d in deltas)
-    if not scale and not any("\t" in _leading(line) for line in later):
+    if not scale and not any("\t" in leading_whitespace(line) for line in later):
         return None
 
     def convert(ws: str) -> str:
@@ -225,7 +210,7 @@ def match_indentation(text: str, ctx: CursorContext) -> str | None:
         return text
     out = [lines[0]]
     for line in lines[1:]:
-        ws = _leading(line)
+        ws = leading_whitespace(line)
         out.append(convert(ws) + line[len(ws) :] if line.strip() else line)
     return "\n".join(out)
 
@@ -387,24 +372,3 @@ def postprocess(
             return None
         result = rule(result, ctx)
     return result
-
-
-def should_stop(text_so_far: str, *, multiline: bool, start_indent: int, max_lines: int) -> bool:
-    """Whether a stream can stop: single-line at the first newline; multi-line once `max_lines`
-    lines are complete, a blank line follows code, or a complete later line is less indented
-    than the block (`start_indent` from `cursor_indent`; at column 0, the first line's own
-    indentation)."""
-    if not multiline:
-        return "\n" in text_so_far
-    lines = text_so_far.split("\n")
-    complete = lines[:-1]
-    if len(complete) >= max_lines:
-        return True
-    seen_code = False
-    for line in complete:
-        if line.strip():
-            seen_code = True
-        elif seen_code:
-            return True  # a blank line after code: the paragraph is complete
-    start = start_indent or indent_width(lines[0])
-    return any(line.strip() and indent_width(line) < start for line in complete[1:])

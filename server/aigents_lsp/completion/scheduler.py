@@ -1,5 +1,7 @@
 """Scheduling completions per document: debounce, supersede, and shared in-flight generations.
 
+- The debounce is learned from each document's typing rhythm (`AdaptiveDebounce`).
+
 - A newer request for a document supersedes the older ones: they are answered empty at once.
 - Automatic requests wait for a pause in typing (the debounce); invoked ones do not.
 - A generation (one backend stream) lives apart from the requests waiting on it, so a newer
@@ -13,10 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aigents_lsp.config import Settings
 
 # An editor sends `$/cancelRequest` for the previous request and then the next one: keep the
 # generation alive this long so the next request can adopt it.
@@ -182,3 +188,57 @@ class DocumentScheduler:
         for waiter in self._waiters.pop(uri, set()):
             if not waiter.done():
                 waiter.set_result(None)
+
+
+class AdaptiveDebounce:
+    """The pause to wait before asking the backend, learned from each document's typing
+    rhythm: a gap is the end of typing when it is longer than this typist's usual gaps (their
+    mean plus three deviations, plus a margin). A steady fast typist waits less than
+    `debounce_ms` (down to half of it) without a request in the middle of a burst; an uneven
+    or slow one waits longer (up to 2.5 times). `debounce_ms` until the rhythm is known."""
+
+    KNOWN_AFTER = 6  # gaps seen before the rhythm is trusted
+    MARGIN = 0.010
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._mean: dict[str, float] = {}
+        self._variance: dict[str, float] = {}
+        self._seen: dict[str, int] = {}
+
+    def keystroke(self, uri: str) -> None:
+        now = time.perf_counter()
+        last = self._last.get(uri)
+        self._last[uri] = now
+        if last is None:
+            return
+        gap = now - last
+        if gap >= 1.0:  # a pause longer than that is not typing rhythm
+            return
+        mean = self._mean.get(uri)
+        if mean is None:
+            self._mean[uri], self._variance[uri] = gap, 0.0
+        else:  # exponentially weighted mean and variance (West's update)
+            delta = gap - mean
+            self._mean[uri] = mean + 0.2 * delta
+            self._variance[uri] = 0.8 * (self._variance[uri] + 0.2 * delta * delta)
+        self._seen[uri] = self._seen.get(uri, 0) + 1
+
+    def seconds(self, uri: str, settings: Settings) -> float:
+        base = settings.debounce_ms / 1000
+        mean = self._mean.get(uri)
+        if mean is None or not settings.adaptive_debounce:
+            return base
+        if self._seen.get(uri, 0) < self.KNOWN_AFTER:
+            return min(max(base, mean * 1.6), base * 2.5)
+        wait = mean + 3 * math.sqrt(self._variance[uri]) + self.MARGIN
+        return min(max(base * 0.5, wait), base * 2.5)
+
+    def typed_since(self, uri: str, moment: float) -> bool:
+        """Whether a keystroke came in `uri` after `moment` (a `time.perf_counter()` value)."""
+        last = self._last.get(uri)
+        return last is not None and last > moment
+
+    def forget(self, uri: str) -> None:
+        for table in (self._last, self._mean, self._variance, self._seen):
+            table.pop(uri, None)

@@ -15,14 +15,13 @@ from lsprotocol import types
 
 from aigents_lsp.lsp.commands import (
     COMMANDS,
-    RequestFailed,
     ask_instruction,
     build_request,
     run_task,
     with_test_target,
 )
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
-from aigents_lsp.lsp.server import AigentsServer, expect
+from aigents_lsp.lsp.requests import RequestFailed, expect
 from aigents_lsp.lsp.workspace_edits import (
     DocumentChanged,
     line_edits_to_workspace_edit,
@@ -31,6 +30,7 @@ from aigents_lsp.lsp.workspace_edits import (
 
 if TYPE_CHECKING:
     from aigents_lsp.assist.tasks import TaskName
+    from aigents_lsp.lsp.server import AigentsServer
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 
-from aigents_lsp.lsp.commands import RequestFailed, _argument
 from aigents_lsp.lsp.jobs import Job, LiveProgress
-from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.lsp.requests import RequestFailed, command_argument
 from aigents_lsp.providers.base import InvalidRequest, ProviderError
 
 if TYPE_CHECKING:
+    from aigents_lsp.lsp.server import AigentsServer
     from aigents_lsp.providers.lmstudio_download import DownloadRequest, DownloadStatus
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,6 @@ async def download_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, 
 
 def register(server: AigentsServer) -> None:
     @server.command(DOWNLOAD_COMMAND)
-    async def download_model(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+    async def download_model(*args: Any) -> dict[str, Any]:
         """{model, quantization?}: download a model in LM Studio, with progress."""
-        return await download_command(ls, _argument(args))
+        return await download_command(server, command_argument(args))

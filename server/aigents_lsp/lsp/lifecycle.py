@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from aigents_lsp.lsp import completion, models, search
 from aigents_lsp.lsp.documents import LineWorkspace
 from aigents_lsp.lsp.logs import setup_logging
-from aigents_lsp.lsp.server import AigentsServer, workspace_roots
+
+if TYPE_CHECKING:
+    from aigents_lsp.lsp.server import AigentsServer
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +105,17 @@ async def pull_configuration(ls: AigentsServer) -> None:
         return
     if result and isinstance(result[0], dict):
         await ls.apply_client_settings(result[0], "workspace/configuration")
+
+
+def workspace_roots(params: types.InitializeParams) -> list[Path]:
+    """The workspace folders of `initialize`, else its root URI."""
+    roots: list[Path] = []
+    for folder in params.workspace_folders or []:
+        path = to_fs_path(folder.uri)
+        if path:
+            roots.append(Path(path))
+    if not roots and params.root_uri:
+        path = to_fs_path(params.root_uri)
+        if path:
+            roots.append(Path(path))
+    return roots

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from aigents_lsp.lsp.commands import RequestFailed, _argument
 from aigents_lsp.lsp.jobs import LiveProgress, run_job
-from aigents_lsp.lsp.server import AigentsServer
+from aigents_lsp.lsp.requests import RequestFailed, command_argument
 from aigents_lsp.providers.base import BadResponse, ProviderError, WrongRoute
 
 if TYPE_CHECKING:
+    from aigents_lsp.lsp.server import AigentsServer
+
     # providers.models and .lmstudio bring httpx (~40 ms): loaded after the `initialize` answer.
     from aigents_lsp.providers import load_config, models
     from aigents_lsp.providers.base import Provider
@@ -256,16 +257,12 @@ async def _load(
 
 
 def register(server: AigentsServer) -> None:
-    from aigents_lsp.lsp import downloads  # aigents.downloadModel
-
-    downloads.register(server)
-
     @server.command(LIST_COMMAND)
-    async def list_models(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+    async def list_models(*args: Any) -> dict[str, Any]:
         """The backend's models and which serves each task."""
-        return await list_command(ls, _argument(args))
+        return await list_command(server, command_argument(args))
 
     @server.command(SELECT_COMMAND)
-    async def set_model(ls: AigentsServer, *args: Any) -> dict[str, Any]:
+    async def set_model(*args: Any) -> dict[str, Any]:
         """{model, task?}: use a model from now on (loaded in LM Studio when it is not)."""
-        return await select_command(ls, _argument(args))
+        return await select_command(server, command_argument(args))

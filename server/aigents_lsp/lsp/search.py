@@ -18,12 +18,14 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from aigents_lsp.lsp.progress import Progress
-from aigents_lsp.lsp.server import AigentsServer  # at runtime: pygls injects `ls` by it
+from aigents_lsp.lsp.requests import RequestFailed
 from aigents_lsp.providers.base import NoModelLoaded, Provider, ProviderError
 
 if TYPE_CHECKING:
-    from aigents_lsp.index.indexer import BuildReport, EmbeddingSource, SemanticIndex
+    from aigents_lsp.index.indexer import BuildReport, SemanticIndex
+    from aigents_lsp.index.memory import EmbeddingSource
     from aigents_lsp.index.search import SearchHit
+    from aigents_lsp.lsp.server import AigentsServer
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ _WATCHER_ID = "aigents-index-watcher"
 async def embedding_source(ls: AigentsServer) -> tuple[EmbeddingSource | None, str]:
     """The embedding model to index with, or None and why not. The one place that knows how
     the backend gives out providers (re-point it when routing by task arrives)."""
-    from aigents_lsp.index.indexer import EmbeddingSource
+    from aigents_lsp.index.memory import EmbeddingSource
 
     backend = ls.backend
     try:
@@ -103,7 +105,8 @@ class IndexService:
         ls = self._ls
         if ls.settings.index == "off" or not ls.workspace_roots or self.index is not None:
             return
-        from aigents_lsp.index.indexer import IndexOptions, SemanticIndex
+        from aigents_lsp.index.indexer import SemanticIndex
+        from aigents_lsp.index.memory import IndexOptions
         from aigents_lsp.index.store import IndexStore, store_path
 
         try:
@@ -247,10 +250,8 @@ def register(server: AigentsServer) -> None:
     server.semantic_search = service
 
     @server.command(SEARCH_COMMAND)
-    async def search(ls: AigentsServer, *args: Any) -> list[dict[str, Any]]:
+    async def search(*args: Any) -> list[dict[str, Any]]:
         """`{query, limit?}` -> the best matching code, as Locations with score and snippet."""
-        from aigents_lsp.lsp.commands import RequestFailed
-
         arg = args[0] if len(args) == 1 and isinstance(args[0], dict) else None
         query = str(arg.get("query") or "").strip() if arg is not None else ""
         if not query:
@@ -258,13 +259,13 @@ def register(server: AigentsServer) -> None:
         limit = arg.get("limit", 10) if arg is not None else 10
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise JsonRpcInvalidParams(message="`limit` must be a positive integer")
-        if ls.settings.index == "off":
+        if server.settings.index == "off":
             raise RequestFailed(message="aigents: the semantic index is off (setting index)")
         service.start()  # a no-op once started
         if service.index is None:
             raise RequestFailed(message="aigents: no workspace folder is open to index")
         hits = await service.search(query, min(limit, MAX_LIMIT))
-        return [_location(ls, service, hit) for hit in hits]
+        return [_location(server, service, hit) for hit in hits]
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: AigentsServer, params: types.DidSaveTextDocumentParams) -> None:

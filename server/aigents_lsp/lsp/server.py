@@ -1,4 +1,5 @@
-"""The pygls server: state shared by the feature modules, and the one place they are registered."""
+"""The pygls server: the state the feature modules share (settings, backend, tasks, messages to
+the editor). The features are registered in `lsp/features.py`, which this module does not import."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import logging
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
-from pygls.uris import to_fs_path
 
 from aigents_lsp import __version__
 from aigents_lsp.lsp.jobs import AigentsProtocol, JobRegistry
@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     # the backend (built on first use).
     from aigents_lsp.assist.tools import WorkspaceTools
     from aigents_lsp.completion.engine import CompletionEngine
-    from aigents_lsp.config import Settings, SettingsProblem
+    from aigents_lsp.config import Settings
     from aigents_lsp.lsp.progress import Progress, QueuedProgress
     from aigents_lsp.lsp.search import IndexService
-    from aigents_lsp.providers.backend import Backend, Status
+    from aigents_lsp.providers.backend import Backend
+    from aigents_lsp.providers.backend_state import Status
+    from aigents_lsp.settings_sources import SettingsProblem
     from aigents_lsp.workspace.ignore import IgnoreRules
 
 log = logging.getLogger(__name__)
@@ -42,10 +44,10 @@ _MESSAGE_TYPES = {
 class AigentsServer(LanguageServer):
     """A pygls server plus the aigents state: settings, backend, background tasks."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         super().__init__("aigents-lsp", __version__, protocol_cls=AigentsProtocol)
         self.jobs = JobRegistry()
-        self._settings: Settings | None = None
+        self._settings: Settings | None = settings
         self._base_settings: Settings | None = None  # files + environment + initOptions
         self._backend: Backend | None = None
         self._startup_problems: list[SettingsProblem] = []
@@ -290,7 +292,7 @@ class AigentsServer(LanguageServer):
 
     def load_base_settings(self) -> None:
         """Files, environment and `initializationOptions` (kept from `initialize`)."""
-        from aigents_lsp.config import SettingsLayer, load_settings
+        from aigents_lsp.settings_sources import SettingsLayer, load_settings
 
         extra = []
         options = self.init_options
@@ -309,7 +311,8 @@ class AigentsServer(LanguageServer):
         """`workspace/configuration` or `didChangeConfiguration`: the editor's whole section,
         over files, environment and initializationOptions (so a setting removed in the editor
         goes back to those); a bad value is reported by name and its last good value stays."""
-        from aigents_lsp.config import Settings, SettingsLayer, merge
+        from aigents_lsp.config import Settings
+        from aigents_lsp.settings_sources import SettingsLayer, merge
 
         if not isinstance(values, dict):
             return
@@ -331,7 +334,7 @@ class AigentsServer(LanguageServer):
     def report_settings_problems(self, problems: list[SettingsProblem] | None = None) -> None:
         if problems is None:
             problems, self._startup_problems = self._startup_problems, []
-        from aigents_lsp.providers.openai_compat import redact as without_secret
+        from aigents_lsp.providers.openai_http import redact as without_secret
         from aigents_lsp.workspace.secrets import redact
 
         key = self._settings.api_key if self._settings is not None else None
@@ -363,45 +366,3 @@ class AigentsServer(LanguageServer):
             task.cancel()
         if self._backend is not None:
             await self._backend.aclose()
-
-
-P = TypeVar("P")
-
-
-def expect(params: object, kind: type[P]) -> P:
-    """pygls hands a handler the raw dict when params do not match the method's type:
-    answer that with InvalidParams instead of failing inside the handler."""
-    if not isinstance(params, kind):
-        from pygls.exceptions import JsonRpcInvalidParams
-
-        raise JsonRpcInvalidParams(message=f"invalid params: expected {kind.__name__}")
-    return params
-
-
-def workspace_roots(params: types.InitializeParams) -> list[Path]:
-    roots: list[Path] = []
-    for folder in params.workspace_folders or []:
-        path = to_fs_path(folder.uri)
-        if path:
-            roots.append(Path(path))
-    if not roots and params.root_uri:
-        path = to_fs_path(params.root_uri)
-        if path:
-            roots.append(Path(path))
-    return roots
-
-
-def create_server(settings: Settings | None = None) -> AigentsServer:
-    """Build the server with every feature that exists registered (nothing advertised that
-    is not built)."""
-    from aigents_lsp.lsp import code_actions, commands, completion, lifecycle, search
-
-    server = AigentsServer()
-    if settings is not None:
-        server._settings = settings
-    lifecycle.register(server)
-    completion.register(server)
-    commands.register(server)
-    code_actions.register(server)
-    search.register(server)
-    return server

@@ -11,10 +11,10 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aigents_lsp.lsp.server import AigentsServer
 from aigents_lsp.providers.base import ProviderError
 
 if TYPE_CHECKING:
+    from aigents_lsp.lsp.server import AigentsServer
     from aigents_lsp.providers.speculative import SpeculativeStats
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from aigents_lsp.lsp.documents import LineDocument, units_of
-from aigents_lsp.lsp.server import AigentsServer
 
 if TYPE_CHECKING:
     from aigents_lsp.assist.edits import LineEdit
     from aigents_lsp.assist.tasks import AssistRequest
+    from aigents_lsp.lsp.server import AigentsServer
 
 
 class DocumentChanged(Exception):

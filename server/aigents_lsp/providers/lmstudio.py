@@ -31,9 +31,10 @@ from aigents_lsp.providers.base import (
     UnknownModel,
     WrongRoute,
 )
+from aigents_lsp.providers.bodies import models_from_body
 from aigents_lsp.providers.errors import LMSTUDIO, classify, error_code, error_message, excerpt
 from aigents_lsp.providers.openai_compat import OpenAICompatibleProvider, Task
-from aigents_lsp.providers.openai_wire import SSEDecoder, models_from_body
+from aigents_lsp.providers.sse import SSEDecoder
 
 LoadProgress = Callable[[float | None], None]
 """Called as a load goes on: the fraction loaded (0..1), None when LM Studio does not say."""

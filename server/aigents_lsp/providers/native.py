@@ -16,7 +16,8 @@ from typing import Any
 
 from aigents_lsp.providers.base import BadResponse, ProviderError, StreamDelta
 from aigents_lsp.providers.errors import classify, error_code, error_message, excerpt, sentence
-from aigents_lsp.providers.openai_wire import ChunkAccumulator, SSEDecoder
+from aigents_lsp.providers.openai_wire import ChunkAccumulator
+from aigents_lsp.providers.sse import SSEDecoder
 
 Translate = Callable[[dict[str, Any]], tuple[dict[str, Any], bool]]
 """A native frame -> (an OpenAI-style chunk, whether it is the last frame)."""

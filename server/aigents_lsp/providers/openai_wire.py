@@ -1,4 +1,5 @@
-"""The OpenAI wire format as plain data, without I/O: SSE bytes and JSON bodies in, deltas out.
+"""The OpenAI completion stream as plain data, without I/O: SSE bytes or a JSON body in, deltas
+out.
 
 `StreamParser` takes the raw bytes of a `/v1/chat/completions` or `/v1/completions` stream
 (or a whole JSON body) and returns `StreamDelta`s. Everything the backends are known to send is
@@ -20,15 +21,13 @@ from typing import Any
 from aigents_lsp.providers.base import (
     BadResponse,
     CompletionResult,
-    ModelInfo,
-    ModelState,
-    ModelType,
     ProviderError,
     SpeedStats,
     StreamDelta,
     ToolCall,
     Usage,
 )
+from aigents_lsp.providers.bodies import json_int, json_number
 from aigents_lsp.providers.errors import (
     LMSTUDIO,
     classify,
@@ -37,133 +36,13 @@ from aigents_lsp.providers.errors import (
     excerpt,
     sentence,
 )
+from aigents_lsp.providers.reasoning import ThinkSplitter
+from aigents_lsp.providers.sse import MAX_LINE_BYTES, SSEDecoder, SSEEvent
 
-MAX_LINE_BYTES = 1 << 20
-"""Longest SSE line accepted (1 MiB): a frame is one token, never megabytes."""
 MAX_BODY_BYTES = 16 << 20
 """Largest response body or whole stream accepted (16 MiB)."""
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class SSEEvent:
-    event: str | None
-    data: str
-
-
-class SSEDecoder:
-    """Server-sent events from bytes that arrive in arbitrary pieces (WHATWG framing)."""
-
-    def __init__(self, on_error: Callable[[str], ProviderError], max_line_bytes: int) -> None:
-        self._on_error = on_error
-        self._max_line = max_line_bytes
-        self._buffer = bytearray()
-        self._event: str | None = None
-        self._data: list[str] = []
-
-    def feed(self, data: bytes) -> list[SSEEvent]:
-        self._buffer += data
-        events: list[SSEEvent] = []
-        start = 0
-        while (newline := self._buffer.find(b"\n", start)) >= 0:
-            line = bytes(self._buffer[start:newline])
-            start = newline + 1
-            if len(line) > self._max_line:
-                raise self._on_error(f"a stream line is longer than {self._max_line} bytes")
-            event = self._line(line.removesuffix(b"\r").decode("utf-8", "replace"))
-            if event is not None:
-                events.append(event)
-        del self._buffer[:start]
-        if len(self._buffer) > self._max_line:
-            raise self._on_error(f"a stream line is longer than {self._max_line} bytes")
-        return events
-
-    def finish(self) -> tuple[list[SSEEvent], str]:
-        """At end of input: events still pending (no blank line after them), the partial line."""
-        partial = self._buffer.decode("utf-8", "replace")
-        self._buffer.clear()
-        events = [] if not self._data else [SSEEvent(self._event, "\n".join(self._data))]
-        self._data, self._event = [], None
-        return events, partial
-
-    def _line(self, line: str) -> SSEEvent | None:
-        if not line:
-            event = SSEEvent(self._event, "\n".join(self._data)) if self._data else None
-            self._data, self._event = [], None
-            return event
-        if line.startswith(":"):
-            return None  # a comment (keep-alive)
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value or None
-        return None
-
-
-def _partial_suffix(text: str, tag: str) -> int:
-    """How many trailing characters of `text` could be the start of `tag`."""
-    for size in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:size]):
-            return size
-    return 0
-
-
-class ThinkSplitter:
-    """Splits inline `<think>…</think>` (at the start of an answer) into reasoning.
-
-    Tags may be cut anywhere across chunks: possible tag prefixes are held back until the next
-    chunk decides. Only a `<think>` before any visible text counts, so code that merely contains
-    the tag is left alone.
-    """
-
-    OPEN = "<think>"
-    CLOSE = "</think>"
-
-    def __init__(self) -> None:
-        self._state = "start"  # start -> thinking -> after -> answer, or start -> answer
-        self._held = ""
-
-    def feed(self, text: str) -> tuple[str, str]:
-        """(visible text, reasoning) for one chunk of content."""
-        buf, self._held = self._held + text, ""
-        visible: list[str] = []
-        reasoning: list[str] = []
-        while buf:
-            if self._state == "start":
-                stripped = buf.lstrip()
-                if stripped.startswith(self.OPEN):
-                    self._state, buf = "thinking", stripped[len(self.OPEN) :]
-                elif not stripped or self.OPEN.startswith(stripped):
-                    self._held = buf  # whitespace or a partial "<thi": wait for more
-                    break
-                else:
-                    self._state = "answer"
-            elif self._state == "thinking":
-                end = buf.find(self.CLOSE)
-                if end >= 0:
-                    reasoning.append(buf[:end])
-                    self._state, buf = "after", buf[end + len(self.CLOSE) :]
-                else:
-                    keep = _partial_suffix(buf, self.CLOSE)
-                    reasoning.append(buf[: len(buf) - keep])
-                    self._held = buf[len(buf) - keep :]
-                    break
-            elif self._state == "after":
-                buf = buf.lstrip()  # the blank lines between </think> and the answer
-                if buf:
-                    self._state = "answer"
-            else:
-                visible.append(buf)
-                break
-        return "".join(visible), "".join(reasoning)
-
-    def flush(self) -> tuple[str, str]:
-        """What is still held back when the stream ends."""
-        held, self._held = self._held, ""
-        return ("", held) if self._state == "thinking" else (held, "")
 
 
 @dataclass
@@ -245,24 +124,12 @@ class ToolCallAccumulator:
         return tuple(calls)
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
-
-
 def parse_usage(value: object) -> Usage | None:
     if not isinstance(value, dict):
         return None
-    prompt = _int(value.get("prompt_tokens")) or 0
-    completion = _int(value.get("completion_tokens")) or 0
-    total = _int(value.get("total_tokens")) or prompt + completion
+    prompt = json_int(value.get("prompt_tokens")) or 0
+    completion = json_int(value.get("completion_tokens")) or 0
+    total = json_int(value.get("total_tokens")) or prompt + completion
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
 
 
@@ -270,30 +137,30 @@ def parse_speed_stats(body: dict[str, Any]) -> SpeedStats | None:
     """LM Studio `stats` (native API) or llama.cpp `timings`, when present and not empty."""
     stats = body.get("stats")
     if isinstance(stats, dict) and stats:
-        ttft = _number(stats.get("time_to_first_token"))
+        ttft = json_number(stats.get("time_to_first_token"))
         stop = stats.get("stop_reason")
         return SpeedStats(
-            tokens_per_second=_number(stats.get("tokens_per_second")),
-            time_to_first_token=ttft or _number(stats.get("time_to_first_token_seconds")),
-            generation_time=_number(stats.get("generation_time")),
+            tokens_per_second=json_number(stats.get("tokens_per_second")),
+            time_to_first_token=ttft or json_number(stats.get("time_to_first_token_seconds")),
+            generation_time=json_number(stats.get("generation_time")),
             stop_reason=stop if isinstance(stop, str) else None,
         )
     timings = body.get("timings")
     if isinstance(timings, dict) and timings:
-        prompt_ms = _number(timings.get("prompt_ms"))
-        predicted_ms = _number(timings.get("predicted_ms"))
+        prompt_ms = json_number(timings.get("prompt_ms"))
+        predicted_ms = json_number(timings.get("predicted_ms"))
         return SpeedStats(
-            tokens_per_second=_number(timings.get("predicted_per_second")),
+            tokens_per_second=json_number(timings.get("predicted_per_second")),
             time_to_first_token=prompt_ms / 1000 if prompt_ms is not None else None,
             generation_time=predicted_ms / 1000 if predicted_ms is not None else None,
-            prompt_tokens=_int(timings.get("prompt_n")),
-            cached_tokens=_int(timings.get("cache_n")),
+            prompt_tokens=json_int(timings.get("prompt_n")),
+            cached_tokens=json_int(timings.get("cache_n")),
             prompt_seconds=prompt_ms / 1000 if prompt_ms is not None else None,
         )
     usage = body.get("usage")
     details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
-    prompt = _int(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
+    cached = json_int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    prompt = json_int(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
     if cached is not None and prompt is not None:  # OpenAI's shape: read = prompt - cached
         return SpeedStats(prompt_tokens=max(prompt - cached, 0), cached_tokens=cached)
     return None
@@ -528,93 +395,3 @@ def collect(deltas: Iterable[StreamDelta]) -> CompletionResult:
 def parse_completion(body: object, base_url: str, *, backend: str = LMSTUDIO) -> CompletionResult:
     """A non-streamed `/v1/chat/completions` or `/v1/completions` body as a result."""
     return collect(StreamParser(base_url, backend=backend).feed_json(body))
-
-
-# --- models and embeddings ------------------------------------------------------------------
-
-_TYPES: dict[str, ModelType] = {
-    "llm": "llm",
-    "vlm": "vlm",
-    "embeddings": "embeddings",
-    "embedding": "embeddings",
-}
-_STATES: dict[str, ModelState] = {
-    "loaded": "loaded",
-    "not-loaded": "not-loaded",
-    "loading": "loading",
-}
-_CAPABILITY_NAMES = {"trained_for_tool_use": "tool_use"}
-
-
-def _capabilities(value: object) -> tuple[str, ...]:
-    if isinstance(value, list):
-        return tuple(item for item in value if isinstance(item, str))
-    if isinstance(value, dict):
-        return tuple(_CAPABILITY_NAMES.get(str(key), str(key)) for key, on in value.items() if on)
-    return ()
-
-
-def model_from_wire(entry: object) -> ModelInfo | None:
-    """One model entry of `/v1/models`, LM Studio `/api/v0/models` or `/api/v1/models`."""
-    if not isinstance(entry, dict):
-        return None
-    model_id = entry.get("id") or entry.get("key") or entry.get("model")
-    if not isinstance(model_id, str) or not model_id:
-        return None
-    kind = entry.get("type")
-    state = entry.get("state")
-    loaded = _int(entry.get("loaded_context_length"))
-    instances = entry.get("loaded_instances")
-    if isinstance(instances, list):  # LM Studio /api/v1/models
-        state = "loaded" if instances else "not-loaded"
-        config = instances[0].get("config") if instances and isinstance(instances[0], dict) else {}
-        loaded = loaded or (
-            _int(config.get("context_length")) if isinstance(config, dict) else None
-        )
-    meta = entry.get("meta")
-    if isinstance(meta, dict):  # llama.cpp: the context the server really runs with
-        loaded = loaded or _int(meta.get("n_ctx"))
-    quant = entry.get("quantization")
-    quant = quant.get("name") if isinstance(quant, dict) else quant
-    arch = entry.get("arch") or entry.get("architecture")
-    publisher = entry.get("publisher")
-    return ModelInfo(
-        id=model_id,
-        type=_TYPES.get(kind, "unknown") if isinstance(kind, str) else "unknown",
-        state=_STATES.get(state, "unknown") if isinstance(state, str) else "unknown",
-        max_context_length=_int(entry.get("max_context_length"))
-        or _int(entry.get("max_model_len"))  # vLLM
-        or (_int(meta.get("n_ctx_train")) if isinstance(meta, dict) else None),
-        loaded_context_length=loaded,
-        arch=arch if isinstance(arch, str) else None,
-        quantization=quant if isinstance(quant, str) else None,
-        publisher=publisher if isinstance(publisher, str) else None,
-        capabilities=_capabilities(entry.get("capabilities")),
-    )
-
-
-def models_from_body(body: object) -> list[ModelInfo] | None:
-    """The model list of a models body (`data` or `models` array), None if it is not one."""
-    if not isinstance(body, dict):
-        return None
-    entries = body.get("data") if isinstance(body.get("data"), list) else body.get("models")
-    if not isinstance(entries, list):
-        return None
-    return [model for model in map(model_from_wire, entries) if model is not None]
-
-
-def embeddings_from_body(body: object, count: int) -> list[list[float]] | str:
-    """The vectors of an embeddings body in input order, or a description of what is wrong."""
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list):
-        return "the embeddings answer has no data list"
-    vectors: list[tuple[int, list[float]]] = []
-    for position, item in enumerate(data):
-        vector = item.get("embedding") if isinstance(item, dict) else None
-        if not isinstance(vector, list) or not all(_number(x) is not None for x in vector):
-            return f"embedding {position} is not a list of numbers"
-        index = _int(item.get("index")) if isinstance(item, dict) else None
-        vectors.append((position if index is None else index, [float(x) for x in vector]))
-    if len(vectors) != count:
-        return f"asked for {count} embeddings, got {len(vectors)}"
-    return [vector for _, vector in sorted(vectors, key=lambda pair: pair[0])]
