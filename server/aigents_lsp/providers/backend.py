@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aigents_lsp.addresses import PRESETS, is_loopback
@@ -37,11 +37,7 @@ from aigents_lsp.providers.backend_state import (
     StatusCallback,
     Task,
 )
-from aigents_lsp.providers.base import (
-    ModelInfo,
-    Provider,
-    ProviderError,
-)
+from aigents_lsp.providers.base import ModelInfo, Provider, ProviderError
 from aigents_lsp.providers.jit_thrash import ThrashDetector
 from aigents_lsp.providers.presets import build_provider
 
@@ -69,6 +65,16 @@ def _connection_key(settings: Settings) -> tuple[object, ...]:
         settings.embedded_threads,
         settings.embedded_context_length,
     )
+
+
+def _http_options(s: Settings) -> dict[str, Any]:
+    """What every HTTP provider is built with, from the settings."""
+    return {
+        "connect_timeout": s.connect_timeout,
+        "read_timeout": s.read_timeout,
+        "ttl": s.ttl,
+        "draft_model": s.draft_model,
+    }
 
 
 class Backend(ModelLoads):
@@ -183,10 +189,7 @@ class Backend(ModelLoads):
                 endpoint.provider,
                 base,
                 api_key=api_key,
-                connect_timeout=s.connect_timeout,
-                read_timeout=s.read_timeout,
-                ttl=s.ttl,
-                draft_model=s.draft_model,
+                **_http_options(s),
             )
         return self._routed[key]
 
@@ -335,10 +338,7 @@ class Backend(ModelLoads):
             self._lmstudio = LMStudioProvider(
                 s.base_url,
                 api_key=s.api_key.get_secret_value() if s.api_key else None,
-                connect_timeout=s.connect_timeout,
-                read_timeout=s.read_timeout,
-                ttl=s.ttl,
-                draft_model=s.draft_model,
+                **_http_options(s),
             )
         return self._lmstudio
 
@@ -348,10 +348,7 @@ class Backend(ModelLoads):
             s.provider,
             s.base_url,
             api_key=s.api_key.get_secret_value() if s.api_key else None,
-            connect_timeout=s.connect_timeout,
-            read_timeout=s.read_timeout,
-            ttl=s.ttl,
-            draft_model=s.draft_model,
+            **_http_options(s),
         )
 
     def _embedded_provider(self) -> Provider:
