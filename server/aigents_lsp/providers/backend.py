@@ -3,7 +3,7 @@
 `Backend` turns settings into live `Provider`s (LM Studio, the embedded engine, a preset such as
 Ollama or llama.cpp, or any OpenAI-compatible server). How they are doing (the `aigents/status`
 notification, each incident told once, the start-up probe) is kept by its base `BackendState`
-(providers/backend_state.py), model loads and missed deadlines by `ModelLoads`
+(providers/backend_state.py), model information, loads and missed deadlines by `ModelLoads`
 (providers/backend_loads.py).
 
 With `routes`, each task has an ordered list of providers: the first one that is not down
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 
 # How often `auto` looks for LM Studio again while the embedded engine serves.
 LMSTUDIO_RECHECK_SECONDS = 30.0
-MODEL_INFO_SECONDS = 30.0
-MODEL_INFO_TIMEOUT_SECONDS = 3.0
 
 
 def _connection_key(settings: Settings) -> tuple[object, ...]:
@@ -243,35 +241,6 @@ class Backend(ModelLoads):
         if configured:
             return configured
         return await provider.resolve_model(task)
-
-    async def model_info(self, model: str | None, task: Task = "completion") -> ModelInfo | None:
-        """What the provider says of a model (arch, context length), cached for a while;
-        None when unknown or when the provider cannot list models."""
-        if model is None:
-            return None
-        provider = await self.provider(task)
-        now = time.monotonic()
-        cached = self._model_info.get((provider.name, model))
-        if cached is not None and now - cached[0] < MODEL_INFO_SECONDS:
-            return cached[1]
-        describe = getattr(provider, "model_info", None)
-        found: ModelInfo | None = None
-        try:
-            # Metadata only: never let a stuck model list hold up a request.
-            async with asyncio.timeout(MODEL_INFO_TIMEOUT_SECONDS):
-                if callable(describe):
-                    found = await describe(model)
-                else:
-                    models = await provider.list_models()
-                    found = next((m for m in models if m.id == model), None)
-        except (ProviderError, TimeoutError) as error:
-            log.debug("model list unavailable: %s", error)
-        self._model_info[(provider.name, model)] = (now, found)
-        return found
-
-    def forget_model_info(self) -> None:
-        """Drop what is cached of models (after a load, the loaded context length changes)."""
-        self._model_info.clear()
 
     def _should_recheck_lmstudio(self) -> bool:
         return (

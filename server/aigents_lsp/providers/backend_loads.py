@@ -1,7 +1,8 @@
 """A backend that is there but not answering: the just-in-time model loads the server waits for
 (one per model, whoever asks, with `$/progress`), and why a completion missed its typing
-deadline. `ModelLoads` sits between `BackendState` (status and incidents) and `Backend`
-(which provider serves each task).
+deadline; and what the provider says of a model (arch, state, context length), cached for a
+while, which both read. `ModelLoads` sits between `BackendState` (status and incidents) and
+`Backend` (which provider serves each task).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from aigents_lsp.providers.backend_state import BackendState, Status, Task
 from aigents_lsp.providers.base import BackendTimeout, ModelInfo, Provider, ProviderError
 from aigents_lsp.providers.errors import BackendHung, FirstTokenTimeout, ModelLoading, StreamStalled
 from aigents_lsp.providers.jit_thrash import ThrashDetector
 from aigents_lsp.providers.waiting import WaitTracker
+
+MODEL_INFO_SECONDS = 30.0
+MODEL_INFO_TIMEOUT_SECONDS = 3.0
 
 log = logging.getLogger("aigents_lsp.providers.backend")  # one logger for the whole Backend
 
@@ -63,12 +66,38 @@ class ModelLoads(BackendState):
             "jit_thrash": list(self.thrash.thrashing),
         }
 
-    if TYPE_CHECKING:  # Backend's: which provider serves each task
+    _model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]]  # set by Backend
 
-        async def model_info(
-            self, model: str | None, task: Task = "completion"
-        ) -> ModelInfo | None: ...
-        def forget_model_info(self) -> None: ...
+    # --- what the provider says of a model ----------------------------------------------------
+
+    async def model_info(self, model: str | None, task: Task = "completion") -> ModelInfo | None:
+        """What the provider says of a model (arch, context length), cached for a while;
+        None when unknown or when the provider cannot list models."""
+        if model is None:
+            return None
+        provider = await self.provider(task)
+        now = time.monotonic()
+        cached = self._model_info.get((provider.name, model))
+        if cached is not None and now - cached[0] < MODEL_INFO_SECONDS:
+            return cached[1]
+        describe = getattr(provider, "model_info", None)
+        found: ModelInfo | None = None
+        try:
+            # Metadata only: never let a stuck model list hold up a request.
+            async with asyncio.timeout(MODEL_INFO_TIMEOUT_SECONDS):
+                if callable(describe):
+                    found = await describe(model)
+                else:
+                    models = await provider.list_models()
+                    found = next((m for m in models if m.id == model), None)
+        except (ProviderError, TimeoutError) as error:
+            log.debug("model list unavailable: %s", error)
+        self._model_info[(provider.name, model)] = (now, found)
+        return found
+
+    def forget_model_info(self) -> None:
+        """Drop what is cached of models (after a load, the loaded context length changes)."""
+        self._model_info.clear()
 
     # --- a backend that is there but not answering ------------------------------------------
 
