@@ -63,6 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
         "load", help="load a model in LM Studio (for good on 0.4+, else just in time)"
     )
     load.add_argument("model", help="the model id, as `aigents-lsp models` lists it")
+    load.add_argument("--context-length", type=int, help="tokens of context (context_length)")
+    load.add_argument(
+        "--flash-attention", action=argparse.BooleanOptionalAction, help="flash attention"
+    )
+    load.add_argument(
+        "--gpu-offload",
+        action=argparse.BooleanOptionalAction,
+        help="keep the KV cache in GPU memory (offload_kv_cache_to_gpu)",
+    )
+    load.add_argument(
+        "--ttl", type=int, help="idle seconds before LM Studio unloads it (a just-in-time load)"
+    )
+    download = models_sub.add_parser(
+        "download", help="download a model in LM Studio (0.4+), with a progress bar"
+    )
+    download.add_argument(
+        "model",
+        metavar="ID[@QUANT]",
+        help="a catalog id (ibm/granite-4-micro) or a Hugging Face URL, optionally @Q4_K_M",
+    )
     demo = sub.add_parser(
         "demo",
         help="a scripted editor session over the real LSP protocol: spawn the server, open a "
@@ -91,7 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_doctor(as_json=args.json))
     if verb == "models":
         if args.models_action == "load":
-            return asyncio.run(load_model(args.model))
+            options = {
+                "context_length": args.context_length,
+                "flash_attention": args.flash_attention,
+                "gpu_offload": args.gpu_offload,
+                "ttl": args.ttl,
+            }
+            return asyncio.run(load_model(args.model, options))
+        if args.models_action == "download":
+            return asyncio.run(download_model(args.model))
         return asyncio.run(list_models(as_json=args.json))
     if verb == "demo":
         from aigents_lsp.demo import run_demo
@@ -141,14 +169,19 @@ async def list_models(as_json: bool = False) -> int:
     return 0
 
 
-async def load_model(model_id: str) -> int:
-    """`aigents-lsp models load ID`: load a model in LM Studio, as `aigents.selectModel` does."""
-    from aigents_lsp.providers import models
+async def load_model(model_id: str, options: dict[str, object] | None = None) -> int:
+    """`aigents-lsp models load ID [--context-length N] [--[no-]flash-attention]
+    [--[no-]gpu-offload] [--ttl S]`: load a model in LM Studio, as `aigents.selectModel`
+    does, then print the configuration LM Studio reads back."""
+    from aigents_lsp.load_settings import load_values
+    from aigents_lsp.providers import load_config, models
     from aigents_lsp.providers.base import ProviderError
     from aigents_lsp.providers.lmstudio import LMStudioProvider
 
     backend = _backend()
+    running: dict[str, object] | None = None
     try:
+        explicit = load_config.parse_load_config(options or {})
         provider = await backend.provider("completion")
         if not isinstance(provider, LMStudioProvider):
             print(
@@ -159,26 +192,87 @@ async def load_model(model_id: str) -> int:
             return 1
         listed = await provider.list_models()
         selection = models.plan_selection(listed, model_id, "all", backend.settings)
-        if not selection.needs_load:
-            print(f"{selection.model} is already loaded")
-            return 0
+        settings = load_config.settings_config(load_values(backend.settings, selection.tasks[0]))
+        config = explicit if explicit.ttl else explicit.over(settings)
         print(f"Loading {selection.model}…", file=sys.stderr, flush=True)
-        outcome = await models.load_if_needed(provider, selection)
+        done = await load_config.load_selection(
+            provider, selection, config, explicit=not explicit.empty
+        )
+        running = (await load_config.loaded_configs(provider)).get(selection.model)
     except ProviderError as error:
         print(f"aigents-lsp models load: {error}", file=sys.stderr)
         return 1
     finally:
         await backend.aclose()
+    outcome = done.outcome if done is not None else None
     if outcome is None:
         print(f"{selection.model} is already loaded")
     elif outcome.how == "loaded":
         print(f"Loaded {outcome.model} in {outcome.seconds:.1f} s")
     else:
         print(
-            f"Loaded {outcome.model} just in time in {outcome.seconds:.1f} s (this LM Studio has "
-            "no load API before 0.4: it unloads after its idle TTL, or when JIT auto-evict "
-            "loads another model)"
+            f"Loaded {outcome.model} just in time in {outcome.seconds:.1f} s (it unloads after "
+            "its idle TTL, or when JIT auto-evict loads another model)"
         )
+    if running:
+        print("Runs with: " + ", ".join(f"{k} {v}" for k, v in running.items()))
+    return 0
+
+
+def progress_bar(percent: int | None, text: str, width: int = 30) -> str:
+    """`[#########---------------------]  30 %  ...` (no bar while the percent is unknown)."""
+    if percent is None:
+        return f"[{'?' * width}] {text}"
+    filled = width * percent // 100
+    return f"[{'#' * filled}{'-' * (width - filled)}] {text}"
+
+
+async def download_model(spec: str) -> int:
+    """`aigents-lsp models download ID[@QUANT]`: what `aigents.downloadModel` does, with a
+    progress bar on stderr (one line per update when stderr is not a terminal)."""
+    from aigents_lsp.providers.base import ProviderError
+    from aigents_lsp.providers.lmstudio import LMStudioProvider
+    from aigents_lsp.providers.lmstudio_download import (
+        ModelDownloader,
+        downloaded_id,
+        parse_target,
+    )
+
+    backend = _backend()
+    tty = sys.stderr.isatty()
+    try:
+        request = parse_target(spec)
+        provider = await backend.provider("completion")
+        if not isinstance(provider, LMStudioProvider):
+            print(
+                f"aigents-lsp models download: {provider.name} does not download on request; "
+                "only LM Studio (0.4+) does",
+                file=sys.stderr,
+            )
+            return 1
+        downloader = ModelDownloader(provider)
+
+        def show(status: object) -> None:
+            from aigents_lsp.providers.lmstudio_download import DownloadStatus
+
+            assert isinstance(status, DownloadStatus)
+            line = progress_bar(status.percent, status.describe())
+            print(f"\r\033[K{line}" if tty else line, end="" if tty else "\n", file=sys.stderr)
+
+        print(f"Downloading {request.model}…", file=sys.stderr, flush=True)
+        final = await downloader.follow(request, await downloader.start(request), show)
+    except ProviderError as error:
+        print(f"\naigents-lsp models download: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await backend.aclose()
+    if tty:
+        print(file=sys.stderr)
+    if final.status == "already_downloaded":
+        print(f"{request.model} is already downloaded")
+    else:
+        listed = downloaded_id(request.model)
+        print(f"Downloaded {request.model}; load it with `aigents-lsp models load {listed}`")
     return 0
 
 

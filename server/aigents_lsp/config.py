@@ -14,7 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.alias_generators import to_camel
 
+from aigents_lsp import load_settings as load
 from aigents_lsp.addresses import default_base
+from aigents_lsp.next_edit_settings import NextEditSettings
 
 ProviderName = Literal[
     "auto",
@@ -83,7 +85,7 @@ class Endpoint(BaseModel):
         return f"{self.provider}@{self.api_base}" if self.api_base else self.provider
 
 
-class Settings(BaseModel):
+class Settings(NextEditSettings):
     """Every setting of aigents-lsp. The docs in `docs/settings.md` are generated from this."""
 
     model_config = ConfigDict(
@@ -149,6 +151,17 @@ class Settings(BaseModel):
         description="Seconds LM Studio keeps a just-in-time loaded model idle before unloading "
         "it (sent as `ttl`). Unset: LM Studio's default (60 minutes).",
     )
+    # How LM Studio loads each task's model, and the draft model (load_settings.py).
+    completion_context_length: int | None = load.context_field("completion")
+    completion_flash_attention: bool | None = load.flash_field("completion")
+    completion_gpu_offload: bool | None = load.gpu_field("completion")
+    chat_context_length: int | None = load.context_field("chat")
+    chat_flash_attention: bool | None = load.flash_field("chat")
+    chat_gpu_offload: bool | None = load.gpu_field("chat")
+    embedding_context_length: int | None = load.context_field("embedding")
+    embedding_flash_attention: bool | None = load.flash_field("embedding")
+    embedding_gpu_offload: bool | None = load.gpu_field("embedding")
+    draft_model: str | None = Field(None, description=load.DRAFT_MODEL_DESCRIPTION)
     completion_temperature: float = Field(
         0.2, ge=0.0, le=2.0, description="Sampling temperature for code completion."
     )
@@ -276,44 +289,6 @@ class Settings(BaseModel):
         "auto",
         description="How completions are offered: `inline` ghost text, classic completion "
         "`items`, `auto` (ghost text when the editor supports it, items otherwise) or `off`.",
-    )
-    next_edit: bool = Field(
-        True,
-        description="Next-edit suggestions (`textDocument/copilotInlineEdit`): the edit you "
-        "are likely to make next near the cursor, from your recent edits. Editors ask for "
-        "them (after a typing pause and after a suggestion is accepted); off: every request "
-        "is answered with no edit. See docs/nextedit.md.",
-    )
-    next_edit_languages: dict[str, bool] = Field(
-        default_factory=dict,
-        description="Next-edit suggestions on or off per language id, over `next_edit`, "
-        'e.g. `{markdown = false, python = true}` (environment: JSON, `{"markdown": false}`).',
-    )
-    next_edit_model: str | None = Field(
-        None,
-        description="Model id for next-edit suggestions, e.g. a Sweep next-edit, Zeta or "
-        "Instinct model (it may differ from the completion model). Unset: the completion "
-        "model.",
-    )
-    next_edit_format: Literal["sweep", "zeta2", "zeta", "instinct", "generic"] | None = Field(
-        None,
-        description="Prompt format of the next-edit model. Unset: picked from the model id "
-        "(`sweep`, `zeta2`, `zeta`, `instinct`), `generic` (a chat prompt) for any other model.",
-    )
-    next_edit_region_lines: int = Field(
-        21,
-        ge=3,
-        le=200,
-        description="Lines of the editable region the model may rewrite, centred on the "
-        "cursor (Sweep's models were trained on 21). Larger finds edits further away but "
-        "answers slower.",
-    )
-    next_edit_debounce_ms: int = Field(
-        300,
-        ge=0,
-        le=5000,
-        description="Milliseconds a next-edit request waits before asking the model (the "
-        "trigger delay); a newer request for the document meanwhile supersedes it.",
     )
     embedded_threads: int = Field(
         0, ge=0, le=256, description="CPU threads of the embedded engine (0: all cores)."

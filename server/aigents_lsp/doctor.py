@@ -245,6 +245,12 @@ async def _model_checks(provider: Provider, settings: Settings) -> list[Check]:
         return checks
     checks.append(Check(*await prompt_cache_probe(provider, model, settings)))
     checks.append(Check(*await tool_probe(provider, settings)))
+    if isinstance(provider, LMStudioProvider):
+        from aigents_lsp.doctor_models import draft_model_check, suggestion_check
+
+        found = await draft_model_check(provider, models, model, settings.draft_model)
+        checks += [Check(*found)] if found else []
+        checks.append(Check(*suggestion_check(models)))
     checks += await _next_edit_checks(provider, settings, models, model)
     embedders = [m for m in models if m.type == "embeddings"]
     checks.append(

@@ -46,6 +46,7 @@ async def test_capabilities_and_position_encoding(start_server: Any, editor: str
         "aigents.action",
         "aigents.listModels",
         "aigents.selectModel",
+        "aigents.downloadModel",
         "aigents.search",
         "aigents.nextEditAccepted",
         "aigents.nextEditDismissed",

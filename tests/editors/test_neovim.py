@@ -397,7 +397,7 @@ def test_model_for_one_task_is_loaded_by_the_server(
     recorded = run_nvim(tmp_path, fake_lmstudio, scenario)
     assert recorded["setting"] == "qwen/qwen3-8b"
     loads = [r.body for r in fake_lmstudio.requests if r.path == "/api/v1/models/load"]
-    assert loads == [{"model": "qwen/qwen3-8b"}]
+    assert loads == [{"model": "qwen/qwen3-8b", "echo_load_config": True}]
     messages = [n["message"] for n in recorded["notifications"]]
     assert any(
         m.startswith("aigents: completion model set to qwen/qwen3-8b (loaded in") for m in messages

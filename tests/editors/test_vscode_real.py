@@ -129,6 +129,16 @@ SCENARIOS: list[dict[str, Any]] = [
         "input": INSTRUCTION,
         "expect": "2 * math.pi * r",
     },
+    {  # last: it changes the chat model
+        "name": "picker",
+        "kind": "picker",
+        "command": "aigents: Select Model…",
+        "download": "Sweep next-edit 1.5B",  # suggested: no next-edit model is downloaded
+        "model": "qwen/qwen3-8b",
+        "task": "Chat and code actions only",
+        "load": "Context 8192",
+        "expect": "qwen/qwen3-8b now serves chat (loaded in",
+    },
 ]
 
 
@@ -175,7 +185,15 @@ def _tail(path: Path, chars: int = 3000) -> str:
 class Session:
     """One browser session's record, the workspace it edited and where its logs are."""
 
-    def __init__(self, root: Path, workspace: Path, record: dict[str, Any], driver_output: str):
+    def __init__(
+        self,
+        root: Path,
+        workspace: Path,
+        record: dict[str, Any],
+        driver_output: str,
+        fake: FakeLMStudio,
+    ):
+        self.fake = fake  # what the server asked of LM Studio
         self.root = root
         self.workspace = workspace
         self.record = record
@@ -217,7 +235,9 @@ def session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
 
     models = default_models()
     models.append({**models[0], "id": "zeta-2"})
-    fake = FakeLMStudio(reply=chat_reply, completion_reply=completion_reply, models=models).start()
+    fake = FakeLMStudio(
+        reply=chat_reply, completion_reply=completion_reply, models=models, download_steps=12
+    ).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIGENTS_", "VSCODE_"))}
     env.update(
         HOME=str(home),
@@ -339,7 +359,7 @@ def session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
             output = f"the driver timed out after {DRIVER_TIMEOUT} s\n{timeout.stdout!r}"
         output += f"\n(driver: {time.monotonic() - started:.0f} s)"
         record = json.loads(results.read_text()) if results.exists() else {"error": output}
-        yield Session(root, workspace, record, output)
+        yield Session(root, workspace, record, output, fake)
     finally:
         code_server.terminate()
         try:
@@ -387,3 +407,15 @@ def test_edit_with_instruction_from_the_palette_edits_the_file(session: Session)
     assert not record["preview"]
     saved = (session.workspace / "edit.py").read_text()
     assert saved == EDIT_SOURCE.replace("2 * 3.14159 * r", "2 * math.pi * r")
+
+
+def test_picker_downloads_with_progress_and_loads_with_a_configuration(session: Session) -> None:
+    record = session.scenario("picker")
+    assert (
+        "aigents: downloading https://huggingface.co/sweepai/sweep-next-edit-1.5B"
+        in record["progress"]
+    )
+    assert "aigents: downloaded sweep-next-edit-1.5b" in record["downloaded"]
+    assert "context 8192" in record["loaded"]
+    loads = [r.body for r in session.fake.requests if r.path == "/api/v1/models/load"]
+    assert {"model": "qwen/qwen3-8b", "context_length": 8192, "echo_load_config": True} in loads

@@ -123,6 +123,23 @@ async function save(page) {
   );
 }
 
+/** Picks the quick-pick row that `text` filters to (typed into the open quick input). */
+async function choose(page, text) {
+  const input = page.locator('.quick-input-widget .quick-input-box input');
+  await input.waitFor({ state: 'visible', timeout: seconds(30) });
+  await input.fill(text);
+  const row = page.locator('.quick-input-widget .monaco-list-row').filter({ hasText: text }).first();
+  await row.waitFor({ state: 'visible', timeout: seconds(30) });
+  await page.keyboard.press('Enter');
+  log(`picked "${text}"`);
+}
+
+/** The text of the status bar and the notification toasts. */
+async function shownText(page) {
+  const parts = await page.locator('.statusbar, .notifications-toasts').allInnerTexts();
+  return parts.join('\n');
+}
+
 const scenarios = {
   /** Type a function header and `return `: ghost text appears; Tab accepts it. */
   async ghost(page, s, record) {
@@ -187,6 +204,28 @@ const scenarios = {
       return text.includes(s.expectLine) && !(await preview()) ? text : undefined;
     });
     await save(page);
+  /** The model picker: a suggested model downloaded with its progress shown, then a model
+   * loaded with a configuration. */
+  async picker(page, s, record) {
+    await runCommand(page, s.command);
+    await choose(page, s.download);
+    record.progress = await until('the download progress', seconds(90), async () => {
+      const text = await shownText(page);
+      return /downloading[^\n]*\d+ %/.test(text) ? text : undefined;
+    }, 100);
+    record.downloaded = await until('the download done', seconds(90), async () => {
+      const text = await shownText(page);
+      return text.includes('aigents: downloaded') ? text : undefined;
+    });
+    await page.keyboard.press('Escape');
+    await runCommand(page, s.command);
+    await choose(page, s.model);
+    await choose(page, s.task);
+    await choose(page, s.load);
+    record.loaded = await until('the model loaded', seconds(90), async () => {
+      const text = await shownText(page);
+      return text.includes(s.expect) ? text : undefined;
+    });
   },
 
   /** A palette command on the cursor's line (or `selectDown` more lines): its edit must land in

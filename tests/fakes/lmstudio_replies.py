@@ -183,6 +183,18 @@ def stats(tokens: int, ttft: float, seconds: float, stop_reason: str) -> dict[st
     }
 
 
+def draft_stats(draft_model: str, tokens: int, acceptance: float) -> dict[str, Any]:
+    """The draft-token counts of `stats` with `draft_model` (LM Studio 0.3.10 changelog)."""
+    accepted = round(tokens * acceptance)
+    return {
+        "draft_model": draft_model,
+        "total_draft_tokens_count": tokens,
+        "accepted_draft_tokens_count": accepted,
+        "rejected_draft_tokens_count": tokens - accepted,
+        "ignored_draft_tokens_count": 0,
+    }
+
+
 def timings(prompt: int, tokens: int, ttft: float, seconds: float) -> dict[str, Any]:
     """llama.cpp's `timings` object."""
     return {
@@ -232,7 +244,13 @@ def api_v1_model(entry: dict[str, Any]) -> dict[str, Any]:
         "size_bytes": 1_000_000_000,
         "params_string": None,
         "loaded_instances": [
-            {"id": entry["id"], "config": {"context_length": entry.get("loaded_context_length")}}
+            {
+                "id": entry["id"],
+                "config": {
+                    **entry.get("_load_config", {}),
+                    "context_length": entry.get("loaded_context_length"),
+                },
+            }
         ]
         if loaded
         else [],

@@ -47,6 +47,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from tests.fakes import lmstudio_replies as wire
+from tests.fakes.lmstudio_downloads import Downloads, default_catalog
 
 Reply = str | Callable[[dict[str, Any]], str]
 ToolCalls = list[dict[str, Any]] | Callable[[dict[str, Any]], list[dict[str, Any]]]
@@ -136,6 +137,12 @@ class Behaviour:
     api_v1: bool = True  # LM Studio 0.4+: /api/v1/models, /api/v1/models/load and /unload
     auto_evict: bool = True  # a just-in-time load unloads the previous just-in-time model
     load_failure: str | None = None  # POST /api/v1/models/load fails with this reason
+    # downloads (tests/fakes/lmstudio_downloads.py): a job moves a step per status request
+    catalog: dict[str, dict[str, Any]] = field(default_factory=default_catalog)
+    download_steps: int = 3
+    download_hold: bool = False  # jobs stay where they are
+    download_failure: str | None = None  # a job fails at its first step
+    download_status_route: bool = True  # False: an older build without the per-job route
     # faults
     auth_required: bool = False
     auth_token: str = DEFAULT_TOKEN
@@ -156,6 +163,12 @@ class Behaviour:
     wrong_content_type: bool = False  # SSE bytes labelled text/plain
     ignore_stream: bool = False  # answer streaming requests with a whole JSON body
     error_200: str | None = None  # {"error": "..."} with HTTP 200 on generation routes
+    # speculative decoding: /api/v0 whole answers to requests with `draft_model` carry the
+    # draft-token counts (api_v0_chat_completions_speculative.json); `tokens_per_second` fixes
+    # the speed `stats` report (None: measured), times `draft_speed_up` with a draft model
+    tokens_per_second: float | None = None
+    draft_acceptance: float = 0.75
+    draft_speed_up: float = 1.6
     # capacity
     slots: int = 0  # generations served at once (others queue, like LM Studio); 0: unlimited
 
@@ -213,6 +226,7 @@ class FakeLMStudio:
         self.jit_loaded: list[str] = []  # models loaded just in time, oldest first
         self.native_chats = 0  # POST /api/v1/chat requests served
         self._lock = threading.RLock()
+        self.downloads = Downloads(self._lock)
         self._slots: tuple[int, threading.Semaphore] | None = None
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -316,6 +330,7 @@ class FakeLMStudio:
             self.disconnects = 0
             self.native_chats = 0
             self.jit_loaded.clear()
+        self.downloads.clear()
         self.accept()
 
     def paths(self) -> list[str]:
@@ -511,10 +526,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = body if isinstance(body, dict) else {}
         native = path.startswith("/api/") and b.native_api
+        if path.endswith("/models") and method == "GET" and not b.download_status_route:
+            fake.downloads.advance_all(b)  # an older build: its downloads show in the list
         if method == "GET" and path == "/v1/models":
             self._send_json(200, self._v1_models(b))
         elif method == "GET" and path == "/api/v0/models" and native:
-            self._send_json(200, {"object": "list", "data": self._v0_models(b)})
+            self._send_json(200, {"object": "list", "data": self._v0_models(b, public=True)})
+        elif method == "POST" and path == "/api/v1/models/download" and native and b.api_v1:
+            self._send_json(*fake.downloads.start(b, request))
+        elif (
+            method == "GET"
+            and path.startswith("/api/v1/models/download/status/")
+            and native
+            and b.api_v1
+            and b.download_status_route
+        ):
+            job_id = unquote(path.removeprefix("/api/v1/models/download/status/"))
+            self._send_json(*fake.downloads.status(b, job_id))
         elif method == "GET" and path.startswith("/api/v0/models/") and native:
             self._v0_model(b, unquote(path.removeprefix("/api/v0/models/")))
         elif method == "GET" and path == "/api/v1/models" and native and b.api_v1:
@@ -573,9 +601,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- models ---------------------------------------------------------------------------
 
-    def _v0_models(self, b: Behaviour) -> list[dict[str, Any]]:
+    def _v0_models(self, b: Behaviour, *, public: bool = False) -> list[dict[str, Any]]:
+        """The model entries (`public`: without the fake's own `_` keys, as listed)."""
         with self.server.fake._lock:
-            models = [dict(m) for m in b.models]
+            models = [
+                {k: v for k, v in m.items() if not (public and k.startswith("_"))} for m in b.models
+            ]
         if b.no_model_loaded:
             for model in models:
                 model["state"] = "not-loaded"
@@ -591,7 +622,7 @@ class _Handler(BaseHTTPRequestHandler):
         return {"data": data, "object": "list"}
 
     def _v0_model(self, b: Behaviour, model_id: str) -> None:
-        found = next((m for m in self._v0_models(b) if m["id"] == model_id), None)
+        found = next((m for m in self._v0_models(b, public=True) if m["id"] == model_id), None)
         if found is None:
             self._send_json(404, wire.invalid_model(model_id, [m["id"] for m in b.models]))
         else:
@@ -659,6 +690,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if model["id"] in fake.jit_loaded and model is not entry:
                     model["state"] = "not-loaded"
                     model.pop("loaded_context_length", None)
+                    model.pop("_load_config", None)
             fake.jit_loaded.clear()
         fake.jit_loaded.append(entry["id"])
 
@@ -693,6 +725,14 @@ class _Handler(BaseHTTPRequestHandler):
                     if isinstance(context, int)
                     else min(4096, entry.get("max_context_length") or 4096)
                 )
+                # what `/api/v1/models` reads back (loaded_instances[].config), as 0.4 does
+                entry["_load_config"] = {
+                    "context_length": entry["loaded_context_length"],
+                    "eval_batch_size": 512,
+                    "parallel": 4,
+                    "flash_attention": request.get("flash_attention", True),
+                    "offload_kv_cache_to_gpu": request.get("offload_kv_cache_to_gpu", True),
+                }
                 if entry["id"] in fake.jit_loaded:
                     fake.jit_loaded.remove(entry["id"])
                 failed = False
@@ -706,7 +746,7 @@ class _Handler(BaseHTTPRequestHandler):
             "status": "loaded",
         }
         if request.get("echo_load_config"):
-            answer["load_config"] = {"context_length": entry["loaded_context_length"]}
+            answer["load_config"] = dict(entry["_load_config"])
         self._send_json(200, answer)
 
     def _unload(self, b: Behaviour, request: dict[str, Any]) -> None:
@@ -719,6 +759,7 @@ class _Handler(BaseHTTPRequestHandler):
             if entry is not None:
                 entry["state"] = "not-loaded"
                 entry.pop("loaded_context_length", None)
+                entry.pop("_load_config", None)
                 if entry["id"] in fake.jit_loaded:
                     fake.jit_loaded.remove(entry["id"])
         if entry is None:
@@ -860,6 +901,10 @@ class _Generation:
             return
         self.model = str(self.request.get("model") or entry["id"])
         self.entry = entry
+        draft = self.request.get("draft_model")
+        if draft is not None and not any(m["id"] == draft for m in b.models):
+            h._send_json(400, wire.invalid_model(str(draft), [m["id"] for m in b.models]))
+            return
         if self.kind == "chat" and not isinstance(self.request.get("messages"), list):
             h._send_json(400, wire.INVALID_MESSAGES)
             return
@@ -1005,6 +1050,12 @@ class _Generation:
         seconds = max(time.monotonic() - started - b.ttft, 0.0)
         if self.native:
             body["stats"] = wire.stats(len(pieces), b.ttft, seconds, "eosFound")
+            if b.tokens_per_second is not None:
+                body["stats"]["tokens_per_second"] = b.tokens_per_second
+            draft = self.request.get("draft_model")
+            if isinstance(draft, str) and draft:
+                body["stats"].update(wire.draft_stats(draft, len(pieces), b.draft_acceptance))
+                body["stats"]["tokens_per_second"] *= b.draft_speed_up
             body.update(wire.native_extras(self.entry))
         if b.timings:
             body["timings"] = wire.timings(self.prompt_tokens, len(pieces), b.ttft, seconds)

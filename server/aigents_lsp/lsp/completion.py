@@ -215,10 +215,12 @@ def register(server: AigentsServer) -> None:
             f"{k.replace('_', ' ')} {v}" for k, v in snapshot.items() if v is not None
         )
         server.notify_user(f"aigents completion stats: {summary}", "info")
+        from aigents_lsp.lsp import speculative
         from aigents_lsp.lsp.runtime import runtime_counters
 
         return {
             "completion": snapshot,
+            "speculative": speculative.snapshot(server),  # the draft model's record, if set
             "next_edit": server.next_edit.engine.metrics.snapshot() if server.next_edit else None,
             "since": server.started_at,
             "uptime_s": round(time.time() - server.started_at, 1),

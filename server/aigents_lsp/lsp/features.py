@@ -15,6 +15,7 @@ from aigents_lsp.lsp import (
     code_actions,
     commands,
     completion,
+    downloads,
     lifecycle,
     models,
     nextedit,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from aigents_lsp.config import Settings
 
 # Registration order is the order of the capabilities' handlers in pygls' tables.
-FEATURES = (lifecycle, completion, commands, models, code_actions, search, nextedit)
+FEATURES = (lifecycle, completion, commands, models, downloads, code_actions, search, nextedit)
 
 
 def create_server(settings: Settings | None = None) -> AigentsServer:

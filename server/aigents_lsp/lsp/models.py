@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from aigents_lsp.lsp.server import AigentsServer
 
     # providers.models and .lmstudio bring httpx (~40 ms): loaded after the `initialize` answer.
-    from aigents_lsp.providers import models
-    from aigents_lsp.providers.lmstudio import LoadOutcome
+    from aigents_lsp.providers import load_config, models
+    from aigents_lsp.providers.base import Provider
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,38 @@ async def list_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, Any]
     except ProviderError as error:
         raise RequestFailed(message=f"aigents: cannot list models: {error}") from None
     warn_once(ls, listing)
-    return listing.to_wire()
+    wire = listing.to_wire()
+    await _with_load_configs(ls, wire)
+    wire.update(_suggestions(listing))
+    return wire
+
+
+def _suggestions(listing: models.ModelList) -> dict[str, Any]:
+    """What to download for the tasks no model suits (LM Studio downloads; others do not)."""
+    from aigents_lsp.providers import suggestions
+
+    if not listing.lmstudio:
+        return {"suggestions": [], "memory": None}
+    memory = suggestions.machine_memory()
+    found = suggestions.suggestions(listing.models, memory)
+    return {"suggestions": [s.to_wire() for s in found], "memory": memory.to_wire()}
+
+
+async def _with_load_configs(ls: AigentsServer, wire: dict[str, Any]) -> None:
+    """Each loaded model's `loadConfig` as LM Studio 0.4 reads it back (None: not loaded, or
+    an LM Studio that does not say)."""
+    from aigents_lsp.providers import load_config
+    from aigents_lsp.providers.lmstudio import LMStudioProvider
+
+    provider = await ls.backend.provider("completion")
+    configs: dict[str, dict[str, Any]] = {}
+    if isinstance(provider, LMStudioProvider):
+        try:
+            configs = await load_config.loaded_configs(provider)
+        except ProviderError as error:
+            log.debug("loaded configs not read: %s", error)
+    for model in wire["models"]:
+        model["loadConfig"] = configs.get(model["id"])
 
 
 def _task(value: Any) -> models.TaskChoice:
@@ -108,6 +139,7 @@ async def select_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, An
     if not isinstance(model, str) or not model.strip():
         raise JsonRpcInvalidParams(message="`model` (a model id) is required")
     task = _task(arg.get("task", "all"))
+    explicit = _load_config(arg)
     backend = ls.backend
     try:
         provider = await backend.provider("completion" if task == "all" else task)
@@ -121,10 +153,19 @@ async def select_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, An
         selection = models.plan_selection(listed, model.strip(), task, ls.settings)
     except ProviderError as error:
         raise RequestFailed(message=f"aigents: cannot use {model}: {error}") from None
+    if not explicit.empty and not isinstance(provider, LMStudioProvider):
+        raise RequestFailed(
+            message=f"aigents: {provider.name} loads its models by itself: only LM Studio takes "
+            "a load configuration (contextLength, flashAttention, gpuOffload, ttl)"
+        )
+    # A TTL makes it a just-in-time load, which takes none of the settings' configuration.
+    config = explicit if explicit.ttl else explicit.over(_settings_config(ls, selection.tasks[0]))
     outcome = None
-    if selection.needs_load:
+    if selection.needs_load or (not explicit.empty and isinstance(provider, LMStudioProvider)):
         outcome = await run_job(
-            ls, f"aigents: loading {selection.model}…", lambda p: _load(ls, selection, p)
+            ls,
+            f"aigents: loading {selection.model}…",
+            lambda p: _load(ls, selection, p, config, explicit=not explicit.empty),
         )
     models.apply_selection(backend, selection)
     backend.forget_model_info()  # a model just loaded runs with its loaded context length
@@ -138,15 +179,59 @@ async def select_command(ls: AigentsServer, arg: dict[str, Any]) -> dict[str, An
     except ProviderError as error:
         log.debug("model list after selecting failed: %s", error)
     log.info("model %s selected for %s", selection.model, ", ".join(selection.tasks))
-    return models.selection_result(selection, outcome, state)
+    result = models.selection_result(
+        selection, outcome.outcome if outcome is not None else None, state
+    )
+    result["loadConfig"] = await _running_config(provider, selection.model, outcome)
+    return result
+
+
+def _load_config(arg: dict[str, Any]) -> load_config.LoadConfig:
+    from aigents_lsp.providers import load_config
+
+    try:
+        return load_config.parse_load_config(arg)
+    except ProviderError as error:
+        raise JsonRpcInvalidParams(message=f"aigents: {error}") from None
+
+
+def _settings_config(ls: AigentsServer, task: models.Task) -> load_config.LoadConfig:
+    from aigents_lsp.load_settings import load_values
+    from aigents_lsp.providers import load_config
+
+    return load_config.settings_config(load_values(ls.settings, task))
+
+
+async def _running_config(
+    provider: Provider, model: str, outcome: load_config.ConfiguredLoad | None
+) -> dict[str, Any] | None:
+    """What LM Studio says the model runs with (`loaded_instances[].config`, else what its
+    load answer echoed); None when it does not say (not LM Studio 0.4, not loaded)."""
+    from aigents_lsp.providers import load_config
+    from aigents_lsp.providers.lmstudio import LMStudioProvider
+
+    if not isinstance(provider, LMStudioProvider):
+        return None
+    try:
+        running = (await load_config.loaded_configs(provider)).get(model)
+    except ProviderError as error:
+        log.debug("loaded config not read: %s", error)
+        running = None
+    return running or (outcome.config if outcome is not None else None)
 
 
 async def _load(
-    ls: AigentsServer, selection: models.Selection, progress: LiveProgress
-) -> LoadOutcome | None:
+    ls: AigentsServer,
+    selection: models.Selection,
+    progress: LiveProgress,
+    config: load_config.LoadConfig,
+    *,
+    explicit: bool,
+) -> load_config.ConfiguredLoad | None:
     """Load in LM Studio, reporting the time elapsed (its load endpoint is blocking: no
     percentage to show)."""
-    from aigents_lsp.providers import models
+    from aigents_lsp.providers import load_config, models
+    from aigents_lsp.providers.lmstudio import LMStudioProvider
 
     started = time.perf_counter()
 
@@ -159,7 +244,10 @@ async def _load(
     try:
         async with session(ls).load_lock:
             provider = await ls.backend.provider(selection.tasks[0])
-            return await models.load_if_needed(provider, selection)
+            if not isinstance(provider, LMStudioProvider):
+                outcome = await models.load_if_needed(provider, selection)
+                return None if outcome is None else load_config.ConfiguredLoad(outcome, None)
+            return await load_config.load_selection(provider, selection, config, explicit=explicit)
     except ProviderError as error:
         raise RequestFailed(message=f"aigents: {selection.model} did not load: {error}") from None
     finally:

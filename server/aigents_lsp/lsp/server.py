@@ -128,6 +128,7 @@ class AigentsServer(LanguageServer):
     @property
     def backend(self) -> Backend:
         if self._backend is None:
+            from aigents_lsp.lsp import thrash
             from aigents_lsp.providers.backend import Backend
 
             self._backend = Backend(
@@ -136,6 +137,7 @@ class AigentsServer(LanguageServer):
                 on_notice=self.notify_user,
                 on_progress=self.engine_progress,
                 on_loading=self.model_load_progress,
+                on_thrash=lambda models, message: thrash.offer_fix(self, models, message),
             )
         return self._backend
 

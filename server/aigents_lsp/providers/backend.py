@@ -3,7 +3,7 @@
 `Backend` turns settings into live `Provider`s (LM Studio, the embedded engine, a preset such as
 Ollama or llama.cpp, or any OpenAI-compatible server). How they are doing (the `aigents/status`
 notification, each incident told once, the start-up probe) is kept by its base `BackendState`
-(providers/backend_state.py), model loads and missed deadlines by `ModelLoads`
+(providers/backend_state.py), model information, loads and missed deadlines by `ModelLoads`
 (providers/backend_loads.py).
 
 With `routes`, each task has an ordered list of providers: the first one that is not down
@@ -20,11 +20,16 @@ import logging
 import os
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aigents_lsp.addresses import PRESETS, is_loopback
-from aigents_lsp.providers.backend_loads import LoadingCallback, ModelLoad, ModelLoads
+from aigents_lsp.providers.backend_loads import (
+    LoadingCallback,
+    ModelLoad,
+    ModelLoads,
+    ThrashCallback,
+)
 from aigents_lsp.providers.backend_state import (
     NoticeCallback,
     ProgressCallback,
@@ -32,11 +37,8 @@ from aigents_lsp.providers.backend_state import (
     StatusCallback,
     Task,
 )
-from aigents_lsp.providers.base import (
-    ModelInfo,
-    Provider,
-    ProviderError,
-)
+from aigents_lsp.providers.base import ModelInfo, Provider, ProviderError
+from aigents_lsp.providers.jit_thrash import ThrashDetector
 from aigents_lsp.providers.presets import build_provider
 
 if TYPE_CHECKING:
@@ -46,8 +48,6 @@ log = logging.getLogger(__name__)
 
 # How often `auto` looks for LM Studio again while the embedded engine serves.
 LMSTUDIO_RECHECK_SECONDS = 30.0
-MODEL_INFO_SECONDS = 30.0
-MODEL_INFO_TIMEOUT_SECONDS = 3.0
 
 
 def _connection_key(settings: Settings) -> tuple[object, ...]:
@@ -59,9 +59,20 @@ def _connection_key(settings: Settings) -> tuple[object, ...]:
         settings.connect_timeout,
         settings.read_timeout,
         settings.ttl,
+        settings.draft_model,
         settings.embedded_threads,
         settings.embedded_context_length,
     )
+
+
+def _http_options(s: Settings) -> dict[str, Any]:
+    """What every HTTP provider is built with, from the settings."""
+    return {
+        "connect_timeout": s.connect_timeout,
+        "read_timeout": s.read_timeout,
+        "ttl": s.ttl,
+        "draft_model": s.draft_model,
+    }
 
 
 class Backend(ModelLoads):
@@ -75,8 +86,11 @@ class Backend(ModelLoads):
         on_notice: NoticeCallback | None = None,
         on_progress: ProgressCallback | None = None,
         on_loading: LoadingCallback | None = None,
+        on_thrash: ThrashCallback | None = None,
     ) -> None:
         self.settings = settings
+        self._on_thrash = on_thrash
+        self.thrash = ThrashDetector()
         self._on_status = on_status or (lambda status: None)
         self._on_notice = on_notice or (lambda message, level: None)
         self._on_progress = on_progress
@@ -173,9 +187,7 @@ class Backend(ModelLoads):
                 endpoint.provider,
                 base,
                 api_key=api_key,
-                connect_timeout=s.connect_timeout,
-                read_timeout=s.read_timeout,
-                ttl=s.ttl,
+                **_http_options(s),
             )
         return self._routed[key]
 
@@ -229,35 +241,6 @@ class Backend(ModelLoads):
         if configured:
             return configured
         return await provider.resolve_model(task)
-
-    async def model_info(self, model: str | None, task: Task = "completion") -> ModelInfo | None:
-        """What the provider says of a model (arch, context length), cached for a while;
-        None when unknown or when the provider cannot list models."""
-        if model is None:
-            return None
-        provider = await self.provider(task)
-        now = time.monotonic()
-        cached = self._model_info.get((provider.name, model))
-        if cached is not None and now - cached[0] < MODEL_INFO_SECONDS:
-            return cached[1]
-        describe = getattr(provider, "model_info", None)
-        found: ModelInfo | None = None
-        try:
-            # Metadata only: never let a stuck model list hold up a request.
-            async with asyncio.timeout(MODEL_INFO_TIMEOUT_SECONDS):
-                if callable(describe):
-                    found = await describe(model)
-                else:
-                    models = await provider.list_models()
-                    found = next((m for m in models if m.id == model), None)
-        except (ProviderError, TimeoutError) as error:
-            log.debug("model list unavailable: %s", error)
-        self._model_info[(provider.name, model)] = (now, found)
-        return found
-
-    def forget_model_info(self) -> None:
-        """Drop what is cached of models (after a load, the loaded context length changes)."""
-        self._model_info.clear()
 
     def _should_recheck_lmstudio(self) -> bool:
         return (
@@ -324,9 +307,7 @@ class Backend(ModelLoads):
             self._lmstudio = LMStudioProvider(
                 s.base_url,
                 api_key=s.api_key.get_secret_value() if s.api_key else None,
-                connect_timeout=s.connect_timeout,
-                read_timeout=s.read_timeout,
-                ttl=s.ttl,
+                **_http_options(s),
             )
         return self._lmstudio
 
@@ -336,9 +317,7 @@ class Backend(ModelLoads):
             s.provider,
             s.base_url,
             api_key=s.api_key.get_secret_value() if s.api_key else None,
-            connect_timeout=s.connect_timeout,
-            read_timeout=s.read_timeout,
-            ttl=s.ttl,
+            **_http_options(s),
         )
 
     def _embedded_provider(self) -> Provider:

@@ -1,7 +1,8 @@
 """A backend that is there but not answering: the just-in-time model loads the server waits for
 (one per model, whoever asks, with `$/progress`), and why a completion missed its typing
-deadline. `ModelLoads` sits between `BackendState` (status and incidents) and `Backend`
-(which provider serves each task).
+deadline; and what the provider says of a model (arch, state, context length), cached for a
+while, which both read. `ModelLoads` sits between `BackendState` (status and incidents) and
+`Backend` (which provider serves each task).
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from aigents_lsp.providers.backend_state import BackendState, Status, Task
 from aigents_lsp.providers.base import BackendTimeout, ModelInfo, Provider, ProviderError
 from aigents_lsp.providers.errors import BackendHung, FirstTokenTimeout, ModelLoading, StreamStalled
+from aigents_lsp.providers.jit_thrash import ThrashDetector
 from aigents_lsp.providers.waiting import WaitTracker
+
+MODEL_INFO_SECONDS = 30.0
+MODEL_INFO_TIMEOUT_SECONDS = 3.0
 
 log = logging.getLogger("aigents_lsp.providers.backend")  # one logger for the whole Backend
 
 LoadingCallback = Callable[[str, str, int | None, bool], None]
 """`(model, message, percent, done)`: a just-in-time model load, for `$/progress`."""
+ThrashCallback = Callable[[tuple[str, ...], str], None]
+"""`(models, message)`: models LM Studio's JIT auto-evict keeps swapping, seen once."""
 DIAGNOSE_SECONDS = 1.5  # the quick look at the backend after a completion missed its deadline
 
 
@@ -48,13 +54,50 @@ class ModelLoads(BackendState):
     """The model loads and missed-deadline diagnoses of a `Backend`."""
 
     _on_loading: LoadingCallback  # set by Backend.__init__
+    _on_thrash: ThrashCallback | None  # set by Backend.__init__
+    thrash: ThrashDetector  # just-in-time loads, to tell a JIT auto-evict thrash
 
-    if TYPE_CHECKING:  # Backend's: which provider serves each task
+    def counters(self) -> dict[str, object]:
+        """`BackendState.counters` and the just-in-time loads seen (the thrash detector's)."""
+        return {
+            **super().counters(),
+            "jit_loads": len(self.thrash.loads),
+            "jit_swaps": self.thrash.swaps,
+            "jit_thrash": list(self.thrash.thrashing),
+        }
 
-        async def model_info(
-            self, model: str | None, task: Task = "completion"
-        ) -> ModelInfo | None: ...
-        def forget_model_info(self) -> None: ...
+    _model_info: dict[tuple[str, str], tuple[float, ModelInfo | None]]  # set by Backend
+
+    # --- what the provider says of a model ----------------------------------------------------
+
+    async def model_info(self, model: str | None, task: Task = "completion") -> ModelInfo | None:
+        """What the provider says of a model (arch, context length), cached for a while;
+        None when unknown or when the provider cannot list models."""
+        if model is None:
+            return None
+        provider = await self.provider(task)
+        now = time.monotonic()
+        cached = self._model_info.get((provider.name, model))
+        if cached is not None and now - cached[0] < MODEL_INFO_SECONDS:
+            return cached[1]
+        describe = getattr(provider, "model_info", None)
+        found: ModelInfo | None = None
+        try:
+            # Metadata only: never let a stuck model list hold up a request.
+            async with asyncio.timeout(MODEL_INFO_TIMEOUT_SECONDS):
+                if callable(describe):
+                    found = await describe(model)
+                else:
+                    models = await provider.list_models()
+                    found = next((m for m in models if m.id == model), None)
+        except (ProviderError, TimeoutError) as error:
+            log.debug("model list unavailable: %s", error)
+        self._model_info[(provider.name, model)] = (now, found)
+        return found
+
+    def forget_model_info(self) -> None:
+        """Drop what is cached of models (after a load, the loaded context length changes)."""
+        self._model_info.clear()
 
     # --- a backend that is there but not answering ------------------------------------------
 
@@ -148,6 +191,12 @@ class ModelLoads(BackendState):
             raise
         log.info("model %s loaded in %.1f s", load.model, seconds)
         self._end_load(load, f"{load.model} loaded in {load.seconds():.0f} s")
+        # A load that found the model loaded (0 s) is no swap.
+        if seconds > 0 and (thrash := self.thrash.loaded(load.model)):  # JIT auto-evict
+            if self._on_thrash is not None:  # the editor is offered the fix
+                self._on_thrash(self.thrash.thrashing, thrash)
+            else:
+                self._on_notice(thrash, "warning")
         return seconds
 
     def _end_load(self, load: ModelLoad, message: str) -> None:

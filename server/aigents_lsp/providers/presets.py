@@ -30,8 +30,10 @@ def build_provider(
     connect_timeout: float = 3.0,
     read_timeout: float = 600.0,
     ttl: int | None = None,
+    draft_model: str | None = None,
 ) -> Provider:
-    """A provider for a preset (not `auto` or `embedded`, which the Backend builds)."""
+    """A provider for a preset (not `auto` or `embedded`, which the Backend builds);
+    `draft_model`: LM Studio's speculative decoding (other presets take none)."""
     base = api_base or default_base(provider)
     key = api_key or key_from_env(provider)
     common: dict[str, Any] = {
@@ -42,7 +44,7 @@ def build_provider(
     if provider == "lmstudio":
         from aigents_lsp.providers.lmstudio import LMStudioProvider
 
-        return LMStudioProvider(base, ttl=ttl, **common)
+        return LMStudioProvider(base, ttl=ttl, draft_model=draft_model, **common)
     if provider == "ollama":
         from aigents_lsp.providers.ollama import OllamaProvider
 

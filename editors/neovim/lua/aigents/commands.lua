@@ -304,7 +304,8 @@ end
 --- without one, the setting alone.
 ---@param model string
 ---@param task? string completion|chat|embedding|all
-function M.set_model(model, task)
+---@param load? table the load configuration ({contextLength, flashAttention, gpuOffload, ttl})
+function M.set_model(model, task, load)
   task = task or 'all'
   local client = require('aigents').client(api.nvim_get_current_buf())
   if not client then
@@ -312,7 +313,7 @@ function M.set_model(model, task)
     vim.notify('aigents: model set to ' .. model)
     return
   end
-  local arguments = { { model = model, task = task } }
+  local arguments = { vim.tbl_extend('force', { model = model, task = task }, load or {}) }
   client:request('workspace/executeCommand', { command = 'aigents.selectModel', arguments = arguments }, function(err, result)
     if err or type(result) ~= 'table' then
       vim.notify('aigents: ' .. (err and err.message or 'no answer from aigents.selectModel'), vim.log.levels.ERROR)
@@ -322,7 +323,10 @@ function M.set_model(model, task)
     local tasks = result.tasks or {}
     local what = (#tasks == 1 and tasks[1] ~= 'embedding') and (tasks[1] .. ' model') or 'model'
     local load = type(result.load) == 'table' and (' (loaded in %.1f s)'):format(result.load.seconds) or ''
-    vim.notify(('aigents: %s set to %s%s'):format(what, result.model or model, load))
+    -- what LM Studio reads back, for a model just loaded
+    local running = load ~= '' and type(result.loadConfig) == 'table' and result.loadConfig.context_length
+      and (', context %d'):format(result.loadConfig.context_length) or ''
+    vim.notify(('aigents: %s set to %s%s%s'):format(what, result.model or model, load, running))
   end)
 end
 
@@ -334,34 +338,68 @@ local function model_list(value)
   return value.models or (vim.islist(value) and value) or nil
 end
 
-local function choose(models, task)
-  if type(models) ~= 'table' or #models == 0 then
+--- The models, then what the server suggests to download (`suggestions`, LM Studio).
+local function choose(models, task, suggestions, load)
+  local items = vim.list_extend({}, type(models) == 'table' and models or {})
+  for _, s in ipairs(type(suggestions) == 'table' and suggestions or {}) do
+    table.insert(items, { suggestion = s })
+  end
+  if #items == 0 then
     vim.notify('aigents: no models', vim.log.levels.WARN)
     return
   end
-  vim.ui.select(models, {
+  vim.ui.select(items, {
     prompt = 'aigents model' .. (task and (' for ' .. task) or '') .. ':',
     format_item = function(m)
+      local s = m.suggestion
+      if s then
+        return ('download %s %s  [for %s, %.1f GB, %s]'):format(s.name, s.quantization, s.task, s.sizeBytes / 1e9, s.why)
+      end
       local used = type(m.usedFor) == 'table' and #m.usedFor > 0 and (', ' .. table.concat(m.usedFor, '+')) or ''
       return ('%s  [%s, %s%s]'):format(m.id, m.type or '?', m.state or '?', used)
     end,
   }, function(choice)
-    if choice then
-      M.set_model(choice.id, task)
+    if choice and choice.suggestion then
+      local s = choice.suggestion
+      require('aigents.downloads').download(s.download, function(result)
+        if TASKS[s.task] then -- next-edit models are not chosen here
+          M.set_model(result.listedAs or result.model, task or s.task, load)
+        end
+      end)
+    elseif choice then
+      M.set_model(choice.id, task, load)
     end
   end)
 end
 
---- :AigentsModel [id] [task]: set a model, or pick one from the server's list.
+--- :AigentsModel [id] [task] [ctx=N flash=on|off gpu=on|off ttl=S]: set a model (loaded with
+--- that configuration), or pick one from the server's list (or one it suggests to download);
+--- :AigentsModel download ID[@QUANT]: download one in LM Studio, with progress.
 function M.model(opts)
-  local args = opts and opts.fargs or {}
+  local downloads = require('aigents.downloads')
+  local args, words = {}, {}
+  for _, arg in ipairs(opts and opts.fargs or {}) do
+    table.insert(arg:find('=') and words or args, arg)
+  end
+  if args[1] == 'download' then
+    if not args[2] then
+      vim.notify('aigents: :AigentsModel download ID[@QUANT]', vim.log.levels.ERROR)
+      return
+    end
+    return downloads.download(downloads.target(args[2]))
+  end
+  local load, problem = downloads.load_config(words)
+  if not load then
+    vim.notify('aigents: ' .. problem, vim.log.levels.ERROR)
+    return
+  end
   local task = args[2] or (args[1] and TASKS[args[1]] and args[1]) or nil
   if task and not TASKS[task] then
     vim.notify('aigents: the task is completion, chat, embedding or all', vim.log.levels.ERROR)
     return
   end
   if args[1] and not TASKS[args[1]] then
-    return M.set_model(args[1], task)
+    return M.set_model(args[1], task, load)
   end
   local client = require('aigents').client(api.nvim_get_current_buf())
   if client then
@@ -371,7 +409,7 @@ function M.model(opts)
         vim.notify('aigents: cannot list models: ' .. err.message, vim.log.levels.WARN)
         return
       end
-      choose(model_list(result), task)
+      choose(model_list(result), task, result and result.suggestions, load)
     end)
     return
   end
@@ -413,7 +451,7 @@ function M.create()
   define('AigentsChat', M.chat, { range = true, nargs = '*', bang = true, desc = 'aigents: chat (! starts over)' })
   define('AigentsModel', M.model, {
     nargs = '*',
-    desc = 'aigents: choose the model ([id] [completion|chat|embedding|all])',
+    desc = 'aigents: choose the model ([id] [completion|chat|embedding|all] [ctx=N ...], download ID[@QUANT])',
     complete = function(lead, line)
       local n = #vim.split(vim.trim(line), '%s+')
       local tasks = { 'completion', 'chat', 'embedding', 'all' }

@@ -8,6 +8,7 @@ import { SECTION, explicitServerSettings, settingsEnvironment } from './settings
 
 const LIST_COMMAND = 'aigents.listModels';
 const SET_COMMAND = 'aigents.selectModel';
+const DOWNLOAD_COMMAND = 'aigents.downloadModel';
 
 /** One model of `aigents.listModels` (docs/commands.md). */
 export interface ModelInfo {
@@ -27,11 +28,24 @@ interface TaskModel {
   setting: string;
 }
 
+/** A model the server suggests to download for a task no downloaded model suits. */
+export interface Suggestion {
+  task: string;
+  model: string;
+  name: string;
+  quantization: string;
+  sizeBytes: number;
+  fits: boolean;
+  why: string;
+  download: { model: string; quantization?: string };
+}
+
 /** The result of `aigents.listModels` and of `aigents-lsp models --json`. */
 export interface ModelList {
   provider?: string;
   models: ModelInfo[];
   tasks?: Record<string, TaskModel>;
+  suggestions?: Suggestion[];
 }
 
 /** The result of `aigents.selectModel`. */
@@ -41,6 +55,7 @@ interface SetModelResult {
   state?: string | null;
   load?: { how: string; seconds: number } | null;
   settings: Record<string, string | null>;
+  loadConfig?: Record<string, unknown> | null;
 }
 
 type Task = 'completion' | 'chat' | 'embedding' | 'all';
@@ -106,8 +121,9 @@ async function listModels(
 }
 
 interface ModelPick extends vscode.QuickPickItem {
-  model: string | null | 'enter';
+  model: string | null | 'enter' | 'download';
   info?: ModelInfo;
+  suggestion?: Suggestion;
 }
 
 function describe(model: ModelInfo): string {
@@ -160,6 +176,17 @@ export async function pickModel(
           info: model,
         });
       }
+      const suggestions = list.suggestions ?? [];
+      picks.push({ label: 'Download', kind: vscode.QuickPickItemKind.Separator, model: null });
+      for (const suggestion of suggestions) {
+        picks.push({
+          label: `$(cloud-download) ${suggestion.name} ${suggestion.quantization}`,
+          description: `for ${suggestion.task} · ${(suggestion.sizeBytes / 1e9).toFixed(1)} GB · ${suggestion.why}`,
+          model: 'download',
+          suggestion,
+        });
+      }
+      picks.push({ label: '$(cloud-download) Download a model…', description: 'LM Studio 0.4+', model: 'download' });
       const tasks = list.tasks;
       if (tasks) {
         placeHolder = ['completion', 'chat']
@@ -181,6 +208,18 @@ export async function pickModel(
     return;
   }
   let model = pick.model;
+  let info = pick.info;
+  if (model === 'download') {
+    const downloaded = await download(pick.suggestion, log);
+    if (!downloaded) {
+      return;
+    }
+    model = downloaded;
+    info = undefined;
+    if (pick.suggestion?.task === 'next-edit') {
+      return; // downloaded; next-edit models are not chosen here
+    }
+  }
   if (model === 'enter') {
     const typed = await vscode.window.showInputBox({
       title: 'aigents: Model id',
@@ -196,8 +235,14 @@ export async function pickModel(
     await writeSettings({ model: null });
     return;
   }
-  const task = await pickTask(pick.info, model);
+  // A suggestion is for one task already (next-edit returned above).
+  const suggested = pick.suggestion ? (pick.suggestion.task as Task) : undefined;
+  const task = suggested ?? (await pickTask(info, model));
   if (!task) {
+    return;
+  }
+  const load = useServer && info?.state !== 'loaded' ? await pickLoadConfig(model) : {};
+  if (load === undefined) {
     return;
   }
   if (!useServer) {
@@ -212,9 +257,12 @@ export async function pickModel(
   }
   try {
     // The server reports $/progress while LM Studio loads the model.
-    const result = (await vscode.commands.executeCommand(SET_COMMAND, { model, task })) as SetModelResult;
+    const result = (await vscode.commands.executeCommand(SET_COMMAND, { model, task, ...load })) as SetModelResult;
     await writeSettings(result.settings);
-    const loaded = result.load ? ` (loaded in ${result.load.seconds.toFixed(1)} s)` : '';
+    const context = result.load && result.loadConfig?.context_length;
+    const loaded = result.load
+      ? ` (loaded in ${result.load.seconds.toFixed(1)} s${context ? `, context ${context}` : ''})`
+      : '';
     void vscode.window.showInformationMessage(
       `aigents: ${result.model} now serves ${result.tasks.join(' and ')}${loaded}.`,
     );
@@ -223,6 +271,57 @@ export async function pickModel(
     log.warn(`aigents.selectModel failed: ${message}`);
     void vscode.window.showErrorMessage(message);
   }
+}
+
+/** Downloads a suggestion (or a model id the user enters) in LM Studio; the server shows the
+ * progress ($/progress: percent, MB/s, time left; cancellable). Answers the id it is listed as. */
+async function download(suggestion: Suggestion | undefined, log: vscode.LogOutputChannel): Promise<string | undefined> {
+  let target = suggestion?.download;
+  if (!target) {
+    const typed = await vscode.window.showInputBox({
+      title: 'aigents: Download a model',
+      prompt: 'A catalog id (ibm/granite-4-micro) or a Hugging Face URL, optionally @QUANT (@Q4_K_M)',
+    });
+    if (!typed?.trim()) {
+      return undefined;
+    }
+    const at = typed.trim().lastIndexOf('@');
+    const tail = at > 0 ? typed.trim().slice(at + 1) : '';
+    target = tail && !tail.includes('/')
+      ? { model: typed.trim().slice(0, at), quantization: tail }
+      : { model: typed.trim() };
+  }
+  try {
+    const result = (await vscode.commands.executeCommand(DOWNLOAD_COMMAND, target)) as {
+      status: string;
+      listedAs: string;
+    };
+    void vscode.window.showInformationMessage(
+      `aigents: ${result.status === 'already_downloaded' ? 'already downloaded' : 'downloaded'} ${result.listedAs}.`,
+    );
+    return result.listedAs;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    log.warn(`aigents.downloadModel failed: ${message}`);
+    void vscode.window.showErrorMessage(message);
+    return undefined;
+  }
+}
+
+/** How LM Studio is to load the model: its defaults, or a context length (and flash attention). */
+async function pickLoadConfig(model: string): Promise<Record<string, number | boolean> | undefined> {
+  const picks: (vscode.QuickPickItem & { context?: number })[] = [
+    { label: "LM Studio's defaults", description: 'and the aigents.*ContextLength settings' },
+    { label: 'Context 4096', context: 4096 },
+    { label: 'Context 8192', context: 8192 },
+    { label: 'Context 16384', context: 16384 },
+    { label: 'Context 32768', context: 32768 },
+  ];
+  const pick = await vscode.window.showQuickPick(picks, { title: `aigents: Load ${model} with…` });
+  if (!pick) {
+    return undefined;
+  }
+  return pick.context ? { contextLength: pick.context } : {};
 }
 
 /** Writes settings where each is already set (so the new value is the effective one), else in
