@@ -231,12 +231,8 @@ def session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     (workspace / "edit.py").write_text(EDIT_SOURCE)
     (workspace / "disc.py").write_text(NEXT_SOURCE)
 
-    from tests.fakes.lmstudio_server import default_models
-
-    models = default_models()
-    models.append({**models[0], "id": "zeta-2"})
     fake = FakeLMStudio(
-        reply=chat_reply, completion_reply=completion_reply, models=models, download_steps=12
+        reply=chat_reply, completion_reply=completion_reply, download_steps=12
     ).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIGENTS_", "VSCODE_"))}
     env.update(
@@ -261,7 +257,10 @@ def session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
                 "aigents.provider": "lmstudio",
                 "aigents.apiBase": fake.base_url,
                 "aigents.debounceMs": 50,
-                "aigents.nextEditModel": "zeta-2",
+                # The loaded code model with Zeta-2's prompt format (the model list stays as
+                # the picker scenario expects it).
+                "aigents.nextEditModel": "qwen2.5-coder-1.5b-instruct",
+                "aigents.nextEditFormat": "zeta2",
                 "aigents.nextEditDebounceMs": 0,
                 "aigents.logLevel": "debug",
                 "aigents.logFile": str(root / "aigents-lsp.log"),

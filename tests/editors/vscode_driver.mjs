@@ -204,6 +204,8 @@ const scenarios = {
       return text.includes(s.expectLine) && !(await preview()) ? text : undefined;
     });
     await save(page);
+  },
+
   /** The model picker: a suggested model downloaded with its progress shown, then a model
    * loaded with a configuration. */
   async picker(page, s, record) {
