@@ -15,6 +15,7 @@ from aigents_lsp.nextedit.formats import (
     pick_format,
 )
 from aigents_lsp.nextedit.history import EditEvent, EditHistory
+from aigents_lsp.nextedit.instinct import INSTINCT_USER_PREFIX
 
 
 class Clock:
@@ -147,15 +148,12 @@ def test_zeta_prompt_is_the_instruction_prompt_with_region_markers() -> None:
     )
 
 
-def test_instinct_prompt_is_continues_chat_template() -> None:
+def test_instinct_prompt_follows_continues_chat_template() -> None:
     fmt = FORMATS["instinct"]
     system, user = fmt.messages(INPUT)
-    assert system.role == "system" and system.content.startswith("You are Instinct")
-    assert user.content == (
-        "Reference the user excerpt, user edits, and the snippets to understand the "
-        "developer's intent. Update the editable region of the user excerpt by predicting and "
-        "completing the changes they would have made next. This may be a deletion, addition, "
-        "or modification of code.\n\n### Context:\n<|context_file|>: app/util.py\n"
+    assert system.role == "system" and system.content.startswith("You predict the next edit")
+    assert user.content == INSTINCT_USER_PREFIX + (
+        "\n\n### Context:\n<|context_file|>: app/util.py\n"
         '<|snippet|>\nPI = 3.14\n\n### User Edits:\n\nUser edited file "app/calc.py"\n\n'
         "```diff\n@@ -2,1 +2,1 @@\n-def area(radius):\n+def area(r):\n```\n\n"
         "### User Excerpt:\napp/calc.py\n\nimport math\n<|editable_region_start|>\n"
