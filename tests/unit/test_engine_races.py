@@ -84,3 +84,21 @@ async def test_a_failed_calibration_is_tried_again_later(monkeypatch) -> None:  
     clock[0] += 31
     measured = await engine._chars_per_token(target, sample)
     assert provider.counts == 2 and measured == min(max(len(sample[-6000:]) / 250, 1.5), 6.0)
+
+
+async def test_an_earlier_request_reaching_the_engine_later_does_not_supersede_the_newer() -> None:
+    """The LSP layer takes each request's ticket when the editor asks; choosing the model
+    awaits, so an earlier request can reach the engine after a later one (seen with Neovim
+    0.12, which never cancels). It ends there, and the later request is served."""
+    provider = SlowTokenizer()
+    engine = CompletionEngine(lambda: Settings(debounce_ms=0, completion_prefill_lines=0))
+    target = Target(provider=provider, model="m")
+    earlier = engine.scheduler.enter("file:///r.py")
+    later = engine.scheduler.enter("file:///r.py")
+    newest = asyncio.ensure_future(engine.complete(_request(50), target, later))
+    await provider.asked.wait()  # the later request is in the engine, in /tokenize
+    assert await engine.complete(_request(40), target, earlier) is None  # ends at once
+    provider.release.set()
+    suggestion = await newest
+    assert suggestion is not None and suggestion.text == "answer_50"
+    assert len(provider.generations) == 1 and engine.metrics.superseded == 1

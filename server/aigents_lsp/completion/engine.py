@@ -135,11 +135,18 @@ class CompletionEngine(ReadAhead):
         self._contexts.pop(uri, None)
         self._stop_prefill(uri)
 
-    async def complete(self, request: CompletionRequest, target: Target) -> Suggestion | None:
-        """The suggestion for `request`, or None. Raises `ProviderError` from the backend."""
+    async def complete(
+        self, request: CompletionRequest, target: Target, ticket: int | None = None
+    ) -> Suggestion | None:
+        """The suggestion for `request`, or None. Raises `ProviderError` from the backend.
+        `ticket`: taken from `scheduler.enter` when the editor asked (before choosing the
+        model, which awaits); a request overtaken meanwhile by a newer one ends here."""
         started = time.perf_counter()
         metrics = self.metrics
         metrics.requests += 1
+        if ticket is not None and not self.scheduler.current(request.uri, ticket):
+            metrics.superseded += 1
+            return None
         mode = decide_mode(request.prefix, request.suffix, request.invoked)
         if mode is None:
             metrics.empty += 1
@@ -153,7 +160,8 @@ class CompletionEngine(ReadAhead):
             native=target.native_fim,
         )
         key = CacheKey.of(target.model, template.name, request.prefix, request.suffix)
-        ticket = self.scheduler.enter(request.uri)
+        if ticket is None:
+            ticket = self.scheduler.enter(request.uri)
         hit = self.cache.get(request.uri, key)
         if hit is not None:
             metrics.cache_hits += 1

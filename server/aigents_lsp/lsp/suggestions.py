@@ -129,7 +129,10 @@ async def suggest(
     # A kept-going generation: a hung server is found out (its model list does not answer
     # either), a stalled stream ends; the completion deadline is the limit otherwise.
     WAIT_POLICY.set(WaitPolicy(stall=settings.stall_timeout, hung_probe_after=deadline))
-    work = asyncio.ensure_future(_generate(ls, request, tracker, deadline))
+    # The request's place in line is taken now, before choosing the model (which awaits): a
+    # request the editor sent earlier can never supersede this one by reaching the engine later.
+    ticket = ls.completion_engine.scheduler.enter(uri)
+    work = asyncio.ensure_future(_generate(ls, request, tracker, deadline, ticket))
     try:
         suggestion = await asyncio.wait_for(asyncio.shield(work), deadline)
     except TimeoutError:
@@ -194,7 +197,11 @@ def _deadline_setting(ls: AigentsServer) -> str:
 
 
 async def _generate(
-    ls: AigentsServer, request: CompletionRequest, tracker: WaitTracker, deadline: float
+    ls: AigentsServer,
+    request: CompletionRequest,
+    tracker: WaitTracker,
+    deadline: float,
+    ticket: int,
 ) -> Suggestion | None:
     """The engine's suggestion within `completion_timeout`; every failure reported here."""
     backend = ls.backend
@@ -209,7 +216,7 @@ async def _generate(
                 await backend.ensure_loaded("completion", where.provider, where.model, wait=False)
                 try:
                     async with backend.busy(where.model):
-                        suggestion = await ls.completion_engine.complete(request, where)
+                        suggestion = await ls.completion_engine.complete(request, where, ticket)
                     break
                 except ProviderError as error:
                     backend.report_error(error, where.provider)
