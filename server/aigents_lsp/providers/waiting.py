@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import statistics
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -72,7 +71,11 @@ class SpeedMemory:
 
     def usual(self, model: str | None) -> float | None:
         speeds = self._speeds.get(model or "")
-        return statistics.median(speeds) if speeds else None
+        if not speeds:
+            return None
+        ordered = sorted(speeds)  # the median (`statistics` costs start-up time to import)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 class WaitTracker:
