@@ -78,7 +78,9 @@ async def test_typing_burst_makes_one_backend_request_and_older_requests_end_emp
     start_server: Any, fake_lmstudio: FakeLMStudio
 ) -> None:
     fake_lmstudio.configure(completion_reply="l_price(items)")
-    client = await start_server(**_settings(fake_lmstudio, debounce_ms="150"))
+    # Keys 30 ms apart and a debounce of 1 s (learned: never under 0.5 s): only a client stalled
+    # for half a second between two keys makes a pause, so a busy machine cannot fake one.
+    client = await start_server(**_settings(fake_lmstudio, debounce_ms="1000"))
     uri = "file:///tmp/burst.py"
     open_doc(client, uri, "x = \n")
     pending = []
