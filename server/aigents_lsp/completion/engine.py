@@ -31,12 +31,7 @@ from aigents_lsp.completion.mode import Mode, cursor_indent, decide_mode, indent
 from aigents_lsp.completion.postprocess import postprocess
 from aigents_lsp.completion.read_ahead import Prefill, PromptWatch, ReadAhead
 from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
-from aigents_lsp.completion.scheduler import (
-    AdaptiveDebounce,
-    DocumentScheduler,
-    Generation,
-    Superseded,
-)
+from aigents_lsp.completion.scheduler import AdaptiveDebounce, DocumentScheduler, Generation
 from aigents_lsp.completion.templates import FimTemplate, extract_fill
 from aigents_lsp.providers.base import (
     ChatParams,
@@ -44,6 +39,7 @@ from aigents_lsp.providers.base import (
     InfillParams,
     StreamDelta,
 )
+from aigents_lsp.tickets import Superseded
 
 __all__ = ["CompletionEngine", "CompletionRequest", "Suggestion", "Target"]
 

@@ -2,7 +2,8 @@
 
 - The debounce is learned from each document's typing rhythm (`AdaptiveDebounce`).
 
-- A newer request for a document supersedes the older ones: they are answered empty at once.
+- A newer request for a document supersedes the older ones: they are answered empty at once
+  (the tickets: `DocumentTickets`, tickets.py, which next edits take too).
 - Automatic requests wait for a pause in typing (the debounce); invoked ones do not.
 - A generation (one backend stream) lives apart from the requests waiting on it, so a newer
   request whose prefix extends the old one (the user typed on) can reuse it. It is cancelled —
@@ -21,16 +22,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aigents_lsp.tickets import DocumentTickets, Superseded
+
 if TYPE_CHECKING:
     from aigents_lsp.config import Settings
 
 # An editor sends `$/cancelRequest` for the previous request and then the next one: keep the
 # generation alive this long so the next request can adopt it.
 ADOPT_GRACE_SECONDS = 0.03
-
-
-class Superseded(Exception):
-    """A newer request for the same document took over."""
 
 
 @dataclass(eq=False)
@@ -102,46 +101,13 @@ class Generation:
             self.task.cancel()
 
 
-class DocumentScheduler:
-    """Per-document tickets (newest wins) and the document's current generation."""
+class DocumentScheduler(DocumentTickets):
+    """Per-document tickets (newest wins, `DocumentTickets`) and the document's current
+    generation."""
 
     def __init__(self) -> None:
-        self._tickets: dict[str, int] = {}
-        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        super().__init__()
         self.generations: dict[str, Generation] = {}
-
-    def enter(self, uri: str) -> int:
-        """A new request for `uri`: every older one is superseded now."""
-        ticket = self._tickets.get(uri, 0) + 1
-        self._tickets[uri] = ticket
-        for waiter in self._waiters.pop(uri, set()):
-            if not waiter.done():
-                waiter.set_result(None)
-        return ticket
-
-    def current(self, uri: str, ticket: int) -> bool:
-        return self._tickets.get(uri) == ticket
-
-    def _superseded_signal(self, uri: str) -> asyncio.Future[None]:
-        signal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(uri, set()).add(signal)
-        return signal
-
-    async def debounce(self, uri: str, ticket: int, seconds: float) -> None:
-        """Wait for a pause in typing; raise `Superseded` as soon as a newer request comes."""
-        if not self.current(uri, ticket):
-            raise Superseded
-        if seconds <= 0:
-            return
-        signal = self._superseded_signal(uri)
-        try:
-            await asyncio.wait_for(asyncio.shield(signal), seconds)
-        except TimeoutError:
-            pass
-        finally:
-            self._waiters.get(uri, set()).discard(signal)
-        if not self.current(uri, ticket):
-            raise Superseded
 
     async def wait(self, uri: str, ticket: int, generation: Generation) -> str | None:
         """Wait for a generation's text while this request is the newest for its document.
@@ -158,7 +124,7 @@ class DocumentScheduler:
                 raise Superseded
             return generation.task.result()
         finally:
-            self._waiters.get(uri, set()).discard(signal)
+            self._forget_signal(uri, signal)
             generation.release()
 
     def start(
@@ -184,10 +150,7 @@ class DocumentScheduler:
         generation = self.generations.pop(uri, None)
         if generation is not None:
             generation.cancel()
-        self._tickets.pop(uri, None)
-        for waiter in self._waiters.pop(uri, set()):
-            if not waiter.done():
-                waiter.set_result(None)
+        super().close(uri)
 
 
 class AdaptiveDebounce:

@@ -96,7 +96,7 @@ class NextEditService:
         self.history.close(uri)
         self._recording.pop(uri, None)
         if self._engine is not None:
-            self._engine.supersede(uri)
+            self._engine.tickets.close(uri)
 
     # --- requests ----------------------------------------------------------------------------
 

@@ -12,18 +12,18 @@ No pygls here: the LSP layer turns params into a `NextEditRequest` and the `Next
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aigents_lsp.nextedit.diffing import far_larger, minimal_edit, unlike
 from aigents_lsp.nextedit.formats import NO_EDITS, NextEditFormat, NextEditInput
 from aigents_lsp.nextedit.history import EditEvent, Hunk, original_window
 from aigents_lsp.providers.base import ChatParams, CompletionParams, Provider, StreamDelta
+from aigents_lsp.tickets import DocumentTickets, Superseded
 from aigents_lsp.workspace.secrets import contains_secret, redact
 
 if TYPE_CHECKING:
@@ -182,22 +182,13 @@ def build_input(request: NextEditRequest, region_lines: int) -> tuple[NextEditIn
     return inp, start
 
 
-_SUPERSEDED = object()
-
-
 class NextEditEngine:
-    """Owns the metrics and the per-document supersede signals for the server's lifetime."""
+    """Owns the metrics and the per-document tickets for the server's lifetime."""
 
     def __init__(self, settings: Callable[[], Settings]) -> None:
         self._settings = settings
         self.metrics = NextEditMetrics()
-        self._newest: dict[str, asyncio.Future[None]] = {}
-
-    def supersede(self, uri: str) -> None:
-        """Anything running for `uri` ends now (the document closed, or a newer request)."""
-        signal = self._newest.pop(uri, None)
-        if signal is not None and not signal.done():
-            signal.set_result(None)
+        self.tickets = DocumentTickets()  # `close(uri)`: the document's request ends now
 
     async def suggest(
         self, request: NextEditRequest, target: NextEditTarget, delay: float = 0.0
@@ -206,13 +197,10 @@ class NextEditEngine:
         metrics = self.metrics
         metrics.requests += 1
         started = time.perf_counter()
-        self.supersede(request.uri)
-        signal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._newest[request.uri] = signal
+        uri = request.uri
+        ticket = self.tickets.enter(uri)
         try:
-            if delay > 0 and await _until(asyncio.sleep(delay), signal) is _SUPERSEDED:
-                metrics.superseded += 1
-                return None
+            await self.tickets.debounce(uri, ticket, delay)
             settings = self._settings()
             built = build_input(request, settings.next_edit_region_lines)
             if built is None:
@@ -220,20 +208,16 @@ class NextEditEngine:
                 return None
             inp, first_line = built
             metrics.backend_calls += 1
-            answer = await _until(self._generate(inp, target, settings), signal)
-            if answer is _SUPERSEDED:
-                metrics.superseded += 1
-                return None
+            answer = await self.tickets.run(uri, ticket, self._generate(inp, target, settings))
+        except Superseded:
+            metrics.superseded += 1
+            return None
         except asyncio.CancelledError:
             metrics.cancelled += 1
             raise
         except Exception:
             metrics.errors += 1
             raise
-        finally:
-            if self._newest.get(request.uri) is signal:
-                del self._newest[request.uri]
-        assert isinstance(answer, str)
         rewritten = target.format.read(answer, inp)
         if rewritten is None:
             if answer.strip().startswith(NO_EDITS) or not answer.strip():
@@ -311,25 +295,6 @@ class NextEditEngine:
             if aclose is not None:
                 await aclose()
         return "".join(parts)
-
-
-async def _until(work: Awaitable[Any], signal: asyncio.Future[None]) -> Any:
-    """`work`'s result, or `_SUPERSEDED` as soon as `signal` is set (then `work` is cancelled
-    and awaited, so its HTTP stream is closed before this returns)."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.wait({task, signal}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        raise
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    return _SUPERSEDED
 
 
 def _position(region: str, offset: int, first_line: int) -> tuple[int, int]:
