@@ -10,7 +10,6 @@ is fed from the document notifications, the engine does the rest.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections import OrderedDict
@@ -22,7 +21,6 @@ from lsprotocol import types
 from aigents_lsp.lsp.documents import LineDocument
 from aigents_lsp.nextedit.history import EditHistory
 from aigents_lsp.providers.base import ProviderError
-from aigents_lsp.providers.errors import ModelLoading
 
 if TYPE_CHECKING:
     from aigents_lsp.lsp.server import AigentsServer
@@ -164,25 +162,18 @@ class NextEditService:
     async def _generate(
         self, request: NextEditRequest, delay: float, model: str | None = None
     ) -> NextEdit | None:
-        ls = self._ls
-        backend, settings = ls.backend, ls.settings
-        where: NextEditTarget | None = None
-        try:
-            async with asyncio.timeout(settings.completion_timeout):
-                where = await self.target(model)
-                await backend.ensure_loaded("completion", where.provider, where.model, wait=False)
-                async with backend.busy(where.model):
-                    edit = await self.engine.suggest(request, where, delay=delay)
-            backend.mark_ready(where.model, where.provider)
-            return edit
-        except ModelLoading:
-            return None  # shown by the status and `$/progress`
-        except ProviderError as error:
-            backend.report_error(error, where.provider if where else None)
-            return None
-        except TimeoutError:
-            log.info("next edit: no answer within %s s", settings.completion_timeout)
-            return None
+        timeout = self._ls.settings.completion_timeout
+
+        def timed_out(where: NextEditTarget | None) -> None:
+            log.info("next edit: no answer within %s s", timeout)
+
+        return await self._ls.backend.serve(
+            "completion",
+            lambda: self.target(model),
+            lambda where: self.engine.suggest(request, where, delay=delay),
+            within=timeout,
+            timed_out=timed_out,
+        )
 
     def _offer(self, uri: str, version: int, text: str) -> str:
         ident = uuid.uuid4().hex[:16]

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from aigents_lsp.lsp.documents import LineDocument
-from aigents_lsp.providers.base import ProviderError
-from aigents_lsp.providers.errors import BackendHung, ModelLoading
+from aigents_lsp.providers.errors import BackendHung
 from aigents_lsp.providers.waiting import WAIT_POLICY, WAIT_TRACKER, WaitPolicy, WaitTracker
 
 if TYPE_CHECKING:
@@ -206,33 +205,14 @@ async def _generate(
     """The engine's suggestion within `completion_timeout`; every failure reported here."""
     backend = ls.backend
     current = asyncio.current_task()
-    where: Target | None = None
-    try:
-        async with asyncio.timeout(ls.settings.completion_timeout):
-            for attempt in (1, 2):
-                where = await target(ls)
-                if current is not None:
-                    current.target = where  # type: ignore[attr-defined]
-                await backend.ensure_loaded("completion", where.provider, where.model, wait=False)
-                try:
-                    async with backend.busy(where.model):
-                        suggestion = await ls.completion_engine.complete(request, where, ticket)
-                    break
-                except ProviderError as error:
-                    backend.report_error(error, where.provider)
-                    # Routed: a provider that stopped answering hands over to the next one.
-                    failed_over = (await backend.provider("completion")) is not where.provider
-                    if attempt == 2 or not failed_over:
-                        return None
-        assert where is not None
-        backend.mark_ready(where.model, where.provider)
-        return suggestion
-    except ModelLoading:  # shown by the status and `$/progress`; completions resume after it
-        return None
-    except ProviderError as error:  # choosing the model failed (e.g. nothing answers)
-        backend.report_error(error, where.provider if where else None)
-        return None
-    except TimeoutError:
+
+    async def choose() -> Target:
+        where = await target(ls)
+        if current is not None:
+            current.target = where  # type: ignore[attr-defined]
+        return where
+
+    def timed_out(where: Target | None) -> None:
         if where is None:
             backend.report_error(
                 BackendHung(
@@ -250,7 +230,16 @@ async def _generate(
                 ls.settings.completion_timeout,
                 "completionTimeout",
             )
-        return None
+
+    try:
+        return await backend.serve(
+            "completion",
+            choose,
+            lambda where: ls.completion_engine.complete(request, where, ticket),
+            within=ls.settings.completion_timeout,
+            timed_out=timed_out,
+            fail_over=True,  # routed: a provider that stopped answering hands over to the next
+        )
     except Exception:  # a bug of ours must not cost the user their editor session
         log.exception("completion failed at %s", request.uri)
         ls.completion_engine.metrics.errors += 1

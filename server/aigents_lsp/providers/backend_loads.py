@@ -1,7 +1,8 @@
 """A backend that is there but not answering: the just-in-time model loads the server waits for
 (one per model, whoever asks, with `$/progress`), and why a completion missed its typing
 deadline; and what the provider says of a model (arch, state, context length), cached for a
-while, which both read. `ModelLoads` sits between `BackendState` (status and incidents) and
+while, which both read. `serve` runs a typing request (a completion, a next edit) under all
+of it. `ModelLoads` sits between `BackendState` (status and incidents) and
 `Backend` (which provider serves each task).
 """
 
@@ -11,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import Protocol, TypeVar
 
 from aigents_lsp.providers.backend_state import BackendState, Status, Task
 from aigents_lsp.providers.base import BackendTimeout, ModelInfo, Provider, ProviderError
@@ -30,6 +32,19 @@ LoadingCallback = Callable[[str, str, int | None, bool], None]
 ThrashCallback = Callable[[tuple[str, ...], str], None]
 """`(models, message)`: models LM Studio's JIT auto-evict keeps swapping, seen once."""
 DIAGNOSE_SECONDS = 1.5  # the quick look at the backend after a completion missed its deadline
+
+
+class RequestTarget(Protocol):
+    """Where `ModelLoads.serve` sends a request: completion's `Target`, next edit's."""
+
+    @property
+    def provider(self) -> Provider: ...
+    @property
+    def model(self) -> str | None: ...
+
+
+TargetT = TypeVar("TargetT", bound=RequestTarget)
+ResultT = TypeVar("ResultT")
 
 
 @dataclass
@@ -138,6 +153,51 @@ class ModelLoads(BackendState):
             await asyncio.wait({load.task}, timeout=1.0)  # never cancels the load itself
         if not load.task.cancelled() and (failure := load.task.exception()) is not None:
             raise failure
+
+    async def serve(
+        self,
+        task: Task,
+        choose: Callable[[], Awaitable[TargetT]],
+        run: Callable[[TargetT], Awaitable[ResultT]],
+        *,
+        within: float,  # not a caller's asyncio.timeout: `timed_out` is told the target
+        timed_out: Callable[[TargetT | None], None],
+        fail_over: bool = False,
+    ) -> ResultT | None:
+        """`run`'s result on the target `choose` picks, as the editor's typing requests are
+        served: the model loaded just in time without waiting, busy while it runs, ready
+        after it. None on any backend failure, each reported: a model loading (the status and
+        `$/progress` show it), a `ProviderError` (one message per incident; with `fail_over`,
+        a routed provider that stopped answering hands over to the next once), no answer
+        `within` seconds (`timed_out`, with the target if one was chosen)."""
+        where: TargetT | None = None
+        try:
+            async with asyncio.timeout(within):
+                for attempt in (1, 2):
+                    where = await choose()
+                    await self.ensure_loaded(task, where.provider, where.model, wait=False)
+                    try:
+                        async with self.busy(where.model):
+                            result = await run(where)
+                        break
+                    except ProviderError as error:
+                        self.report_error(error, where.provider)
+                        if not fail_over:
+                            return None
+                        failed_over = (await self.provider(task)) is not where.provider
+                        if attempt == 2 or not failed_over:
+                            return None
+            assert where is not None
+            self.mark_ready(where.model, where.provider)
+            return result
+        except ModelLoading:  # typing requests resume after the load
+            return None
+        except ProviderError as error:  # choosing the target failed (e.g. nothing answers)
+            self.report_error(error, where.provider if where else None)
+            return None
+        except TimeoutError:
+            timed_out(where)
+            return None
 
     def _start_load(self, provider: Provider, model: str) -> ModelLoad:
         where = getattr(provider, "backend_label", provider.name)
