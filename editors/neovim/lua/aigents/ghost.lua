@@ -1,6 +1,7 @@
 --- Ghost text. Neovim 0.12+: `vim.lsp.inline_completion`. Neovim 0.11: our own extmarks,
 --- filled by `textDocument/inlineCompletion` requests sent after a pause in typing.
 local config = require('aigents.config')
+local triggers = require('aigents.triggers')
 
 local M = {}
 
@@ -225,14 +226,9 @@ end
 local function schedule_request(bufnr)
   local state = buffers[bufnr]
   cancel(bufnr)
-  state.timer = state.timer or vim.uv.new_timer()
-  state.timer:start(
-    config.options.debounce_ms,
-    0,
-    vim.schedule_wrap(function()
-      M.request(bufnr)
-    end)
-  )
+  state.timer = triggers.debounce(state.timer, config.options.debounce_ms, function()
+    M.request(bufnr)
+  end)
 end
 
 ---@param bufnr integer
@@ -396,23 +392,22 @@ function M.attach(client, bufnr)
     require('aigents.items').enable(client, bufnr)
     return
   end
-  local group = api.nvim_create_augroup('aigents.ghost.' .. bufnr, { clear = true })
+  local group = triggers.autocmds('aigents.ghost', bufnr, {
+    {
+      { 'TextChangedI', 'CursorMovedI' },
+      function()
+        on_typing(bufnr)
+      end,
+    },
+    {
+      { 'InsertLeave', 'BufLeave' },
+      function()
+        cancel(bufnr)
+        M.dismiss(bufnr)
+      end,
+    },
+  })
   buffers[bufnr] = { client_id = client.id, group = group }
-  api.nvim_create_autocmd({ 'TextChangedI', 'CursorMovedI' }, {
-    group = group,
-    buffer = bufnr,
-    callback = function()
-      on_typing(bufnr)
-    end,
-  })
-  api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, {
-    group = group,
-    buffer = bufnr,
-    callback = function()
-      cancel(bufnr)
-      M.dismiss(bufnr)
-    end,
-  })
   map_keys(bufnr)
 end
 
@@ -425,12 +420,7 @@ function M.detach(bufnr)
   end
   cancel(bufnr)
   M.dismiss(bufnr)
-  if state.timer then
-    state.timer:close()
-  end
-  if state.group ~= 0 then
-    pcall(api.nvim_del_augroup_by_id, state.group)
-  end
+  triggers.release(state.timer, state.group)
   if native then
     vim.lsp.inline_completion.enable(false, { bufnr = bufnr })
   end

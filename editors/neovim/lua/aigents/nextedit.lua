@@ -4,6 +4,7 @@
 --- the edit (only to the buffer version it was made for) and the dismiss key drops it. Shown,
 --- accepted and dismissed are reported to the server.
 local config = require('aigents.config')
+local triggers = require('aigents.triggers')
 
 local M = {}
 
@@ -133,31 +134,33 @@ local function schedule(bufnr)
     return
   end
   clear(bufnr)
-  if state.timer then
-    state.timer:stop()
-  else
-    state.timer = vim.uv.new_timer()
+  state.timer = triggers.debounce(state.timer, config.options.next_edit_debounce_ms, function()
+    M.request(bufnr)
+  end)
+end
+
+--- The buffer's shown edit, taken off the screen, and the client it came from.
+---@param bufnr? integer
+---@return integer bufnr, aigents.NextEdit? shown, vim.lsp.Client? client
+local function take(bufnr)
+  bufnr = bufnr or api.nvim_get_current_buf()
+  local shown = M.shown(bufnr)
+  if not shown then
+    return bufnr, nil, nil
   end
-  state.timer:start(
-    config.options.next_edit_debounce_ms,
-    0,
-    vim.schedule_wrap(function()
-      M.request(bufnr)
-    end)
-  )
+  clear(bufnr)
+  return bufnr, shown, vim.lsp.get_client_by_id(shown.client_id)
 end
 
 --- Apply the shown edit (if the buffer is still the version it was made for).
 ---@param bufnr? integer
 ---@return boolean applied
 function M.accept(bufnr)
-  bufnr = bufnr or api.nvim_get_current_buf()
-  local shown = M.shown(bufnr)
+  local shown, client
+  bufnr, shown, client = take(bufnr)
   if not shown then
     return false
   end
-  clear(bufnr)
-  local client = vim.lsp.get_client_by_id(shown.client_id)
   if not client or shown.edit.textDocument.version ~= vim.lsp.util.buf_versions[bufnr] then
     return false
   end
@@ -173,13 +176,11 @@ end
 ---@param bufnr? integer
 ---@return boolean dismissed
 function M.dismiss(bufnr)
-  bufnr = bufnr or api.nvim_get_current_buf()
-  local shown = M.shown(bufnr)
+  local shown, client
+  bufnr, shown, client = take(bufnr)
   if not shown then
     return false
   end
-  clear(bufnr)
-  local client = vim.lsp.get_client_by_id(shown.client_id)
   if client and shown.edit.command then
     execute(client, bufnr, 'aigents.nextEditDismissed', shown.edit.command.arguments)
   end
@@ -204,22 +205,21 @@ function M.attach(client, bufnr)
   if buffers[bufnr] or not config.options.next_edit then
     return
   end
-  local group = api.nvim_create_augroup('aigents.nextedit.' .. bufnr, { clear = true })
+  local group = triggers.autocmds('aigents.nextedit', bufnr, {
+    {
+      { 'TextChanged', 'TextChangedI' },
+      function()
+        schedule(bufnr)
+      end,
+    },
+    {
+      'BufLeave',
+      function()
+        M.dismiss(bufnr)
+      end,
+    },
+  })
   buffers[bufnr] = { client_id = client.id, group = group }
-  api.nvim_create_autocmd({ 'TextChanged', 'TextChangedI' }, {
-    group = group,
-    buffer = bufnr,
-    callback = function()
-      schedule(bufnr)
-    end,
-  })
-  api.nvim_create_autocmd('BufLeave', {
-    group = group,
-    buffer = bufnr,
-    callback = function()
-      M.dismiss(bufnr)
-    end,
-  })
   map(bufnr, config.options.next_edit_accept_key, 'aigents: accept the next edit', M.accept)
   map(bufnr, config.options.next_edit_dismiss_key, 'aigents: dismiss the next edit', M.dismiss)
 end
@@ -230,11 +230,7 @@ function M.detach(bufnr)
   if not state then
     return
   end
-  if state.timer then
-    state.timer:stop()
-    state.timer:close()
-  end
-  pcall(api.nvim_del_augroup_by_id, state.group)
+  triggers.release(state.timer, state.group)
   clear(bufnr)
   buffers[bufnr] = nil
 end
