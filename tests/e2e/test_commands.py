@@ -599,3 +599,61 @@ async def test_the_test_editor_refuses_an_edit_for_an_older_version(
     with pytest.raises(VersionMismatch):
         apply_workspace_edit(client.documents, resolved.edit, client.versions)
     assert client.documents[uri] == "# later\n" + SOURCE
+
+
+def _server_log(tmp_path: Path) -> str:
+    """The server's log file (stderr has the same lines), in its state directory."""
+    path = tmp_path / "state" / "aigents-lsp" / "aigents-lsp.log"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+@pytest.mark.parametrize("how", ["$/cancelRequest", "progress"])
+async def test_a_cancelled_command_leaves_no_unretrieved_exception(
+    session: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path, how: str
+) -> None:
+    client, _ = session
+    fake_lmstudio.configure(reply=" ".join(["word"] * 400), token_delay=0.02)
+    cancelled: set[Any] = set()
+
+    def jobs() -> list[Any]:  # the progress tokens of the chat jobs, oldest first
+        return [
+            token
+            for token, reports in client.progress_reports.items()
+            if getattr(reports[0], "title", None) == "aigents: thinking"
+        ]
+
+    for attempt in range(3):  # a few, so the dropped task objects are freed meanwhile
+        started = len(fake_lmstudio.generations)
+        msg_id = f"chat-{how}-{attempt}"
+        answer = asyncio.ensure_future(
+            client.protocol.send_request_async(
+                types.WORKSPACE_EXECUTE_COMMAND,
+                types.ExecuteCommandParams(
+                    command="aigents.chat",
+                    arguments=[{"question": "Count words", "show": False}],
+                ),
+                msg_id=msg_id,
+            )
+        )
+        await until(
+            lambda started=started: (
+                len(fake_lmstudio.generations) > started and fake_lmstudio.generations[-1].sent > 3
+            )
+        )
+        if how == "$/cancelRequest":
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+        else:
+            token = next(t for t in jobs() if t not in cancelled)
+            cancelled.add(token)
+            client.protocol.notify(
+                types.WINDOW_WORK_DONE_PROGRESS_CANCEL,
+                types.WorkDoneProgressCancelParams(token=token),
+            )
+        with pytest.raises(Exception, match=r"(?i)cancel"):
+            await asyncio.wait_for(answer, 10)
+    fake_lmstudio.configure(reply="Still here.", token_delay=0.0)
+    result = await _run(client, "aigents.chat", {"question": "Are you there?", "show": False})
+    assert result["markdown"] == "Still here."  # the server keeps serving
+    # A dropped task is logged when it is freed, before the answers that follow it.
+    told = [m.message for m in client.log_messages] + [_server_log(tmp_path)]
+    assert not [m for m in told if "never retrieved" in m]
