@@ -348,3 +348,29 @@ async def test_neovim_012_shapes_no_version_trigger_2_no_cancel_item_from_the_wo
     # The range starts at the word typed, and the text repeats it: shown once, not doubled.
     assert item.insert_text == "sum(items)"
     assert (item.range.start.character, item.range.end.character) == (11, 14)
+
+
+async def test_stats_polled_with_show_false_is_silent_and_asked_shows_both_summaries(
+    start_server: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    fake_lmstudio.configure(models=MODELS, completion_reply=REPLIES["zeta-2"][1])
+    client = await _renamed(start_server, fake_lmstudio, "zeta-2")
+    await _ask(client, 2)
+
+    def stats_shown() -> list[str]:
+        return [m.message for m in client.messages if "stats" in m.message]
+
+    for _ in range(3):  # a status bar polling it
+        polled = plain(
+            await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="aigents.stats", arguments=[{"show": False}])
+            )
+        )
+        assert polled["next_edit"]["requests"] == 1 and "completion" in polled
+    # a message would have come before the answer it belongs to
+    assert stats_shown() == []
+    await _stats(client)  # the user runs it from the command palette: no argument
+    [summary] = stats_shown()
+    completion, next_edit = summary.split("\n")
+    assert completion.startswith("aigents completion stats: requests 0")
+    assert next_edit.startswith("aigents next-edit stats: requests 1") and "edits 1" in next_edit
