@@ -374,3 +374,31 @@ async def test_stats_polled_with_show_false_is_silent_and_asked_shows_both_summa
     completion, next_edit = summary.split("\n")
     assert completion.startswith("aigents completion stats: requests 0")
     assert next_edit.startswith("aigents next-edit stats: requests 1") and "edits 1" in next_edit
+
+
+def _server_log(tmp_path: Any) -> str:
+    path = tmp_path / "state" / "aigents-lsp" / "aigents-lsp.log"
+    return str(path.read_text(encoding="utf-8")) if path.exists() else ""
+
+
+async def test_did_focus_is_handled_quietly_and_makes_the_focused_file_context_first(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Any
+) -> None:
+    fake_lmstudio.configure(models=MODELS, completion_reply=REPLIES["zeta-2"][1])
+    client = await _renamed(start_server, fake_lmstudio, "zeta-2")
+    for name in ("alpha", "beta", "gamma"):
+        text = f"def {name}_helper(value):\n    return value\n"
+        open_doc(client, f"file:///tmp/ws/{name}.py", text)
+    # copilot-lsp on BufEnter: the user looked at alpha.py and came back to calc.py; then
+    # shapes a plugin should not send (nothing, a document that is not open)
+    for uri in ("file:///tmp/ws/alpha.py", URI, "file:///tmp/ws/closed.py"):
+        client.protocol.notify("textDocument/didFocus", {"textDocument": {"uri": uri}})
+    client.protocol.notify("textDocument/didFocus", {})
+    result = await _ask(client, 2)
+    assert result["edits"]  # the server keeps serving
+    prompt = fake_lmstudio.last_request("/v1/completions").body["prompt"]
+    # two related files go into the prompt, the most recent first: focusing counts as recent
+    assert "alpha_helper" in prompt and "gamma_helper" in prompt
+    assert "beta_helper" not in prompt
+    told = [m.message for m in client.log_messages] + _server_log(tmp_path).splitlines()
+    assert not [line for line in told if "didFocus" in line or "Traceback" in line]
