@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import open_doc, type_text, until
+from tests.e2e.conftest import open_doc, server_log, type_text, until
 from tests.fakes.lmstudio_server import FakeLMStudio, default_models
 
 METHOD = "textDocument/copilotInlineEdit"
@@ -376,11 +376,6 @@ async def test_stats_polled_with_show_false_is_silent_and_asked_shows_both_summa
     assert next_edit.startswith("aigents next-edit stats: requests 1") and "edits 1" in next_edit
 
 
-def _server_log(tmp_path: Any) -> str:
-    path = tmp_path / "state" / "aigents-lsp" / "aigents-lsp.log"
-    return str(path.read_text(encoding="utf-8")) if path.exists() else ""
-
-
 async def test_did_focus_is_handled_quietly_and_makes_the_focused_file_context_first(
     start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Any
 ) -> None:
@@ -400,5 +395,5 @@ async def test_did_focus_is_handled_quietly_and_makes_the_focused_file_context_f
     # two related files go into the prompt, the most recent first: focusing counts as recent
     assert "alpha_helper" in prompt and "gamma_helper" in prompt
     assert "beta_helper" not in prompt
-    told = [m.message for m in client.log_messages] + _server_log(tmp_path).splitlines()
+    told = [m.message for m in client.log_messages] + server_log(tmp_path).splitlines()
     assert not [line for line in told if "didFocus" in line or "Traceback" in line]
