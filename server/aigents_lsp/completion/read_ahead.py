@@ -249,7 +249,9 @@ class ReadAhead:
             read, cached = stats.prompt_tokens, stats.cached_tokens or 0
             if cached > 0:
                 self._caching.add(key)
-            beyond_head = cached - shared / ratio  # reused past the head it shares
+            # Reused past the head it shares with the previous prompt (in the backend's own
+            # tokens: the share of the prompt's characters, of its token count).
+            beyond_head = cached - (read + cached) * shared / max(len(prompt), 1)
             if beyond_head > SHIFT_EVIDENCE_TOKENS:
                 self._shifting.add(key)
                 self._not_shifting.discard(key)
@@ -268,4 +270,8 @@ class ReadAhead:
             self.metrics.prompt.record(read, cached, reported=False)
         else:
             return  # cancelled before the backend answered: nothing known
-        self.metrics.prompt_speed = self.budget.snapshot(key)
+        # Whether windows slide for this backend (1) or start afresh when full (0).
+        self.metrics.prompt_speed = {
+            **self.budget.snapshot(key),
+            "prompt_window_slides": int(self.slides(target)),
+        }
