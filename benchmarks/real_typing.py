@@ -155,10 +155,15 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
         if (await proxy.metrics()).get("requests_processing", 0) == 0:
             break
         await asyncio.sleep(0.1)
-    total_read = (await proxy.metrics())["prompt_tokens_total"] - bursts[0]["started"]
+    ended = (await proxy.metrics())["prompt_tokens_total"]
+    total_read = ended - bursts[0]["started"]
     firsts = [b["first"] for b in bursts] + [len(proxy.exchanges)]
+    starts = [b["started"] for b in bursts] + [ended]
     unknown = 0
-    for burst, first, end in zip(bursts, firsts, firsts[1:], strict=False):
+    for number, (burst, first, end) in enumerate(zip(bursts, firsts, firsts[1:], strict=False)):
+        # Everything llama.cpp read from this burst's start to the next one's (`/metrics`):
+        # the burst's requests and the read-ahead after its answer, stopped or not.
+        burst["read_all"] = starts[number + 1] - starts[number]
         # The burst's exchanges: its completion requests, then the read-ahead after the
         # answer (max_tokens 1). Tokens read: llama.cpp's `timings.prompt_n` of each.
         exchanges = proxy.exchanges[first:end]
@@ -184,7 +189,7 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
         await proxy.replay(last.body)
         floor_s, _ = await proxy.replay(last.body)
         floors.append(floor_s * 1000)
-        read_all = burst["read_by_requests"] + burst["read_ahead"]
+        read_all = burst["read_all"]
         share_requests.append(burst["read_by_requests"] / size)
         share_all.append(read_all / size)
         if args.timeline:
@@ -192,8 +197,8 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
         rows.append(
             f"  burst {number:2d} line {burst['line']:4d}: final {burst['final_ms']:6.0f} ms, "
             f"floor {floor_s * 1000:5.0f} ms, {burst['requests']} request(s) read "
-            f"{burst['read_by_requests']:5.0f} tokens, {read_all:5.0f} with the read-ahead, "
-            f"of a {size}-token prompt" + (" [empty]" if burst["empty"] else "")
+            f"{burst['read_by_requests']:5.0f} tokens, {read_all:5.0f} read in all until the "
+            f"next burst, of a {size}-token prompt" + (" [empty]" if burst["empty"] else "")
         )
     stats = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="aigents.stats")
@@ -223,7 +228,7 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
     print(f"warm floor p50 {floor:.0f} ms: final p50 = {p50 / floor:.2f}x  (target <= 2x)")
     for label, shares in (
         ("by the burst's requests", share_requests),
-        ("in all (read-ahead included)", share_all),
+        ("in all (/metrics, read-ahead included)", share_all),
     ):
         print(
             f"prompt tokens read per burst {label}: median {statistics.median(shares):.0%} "

@@ -74,21 +74,37 @@ def _head_lines(text: str, max_chars: int) -> str:
     return cut[: newline + 1] if newline > 0 else cut
 
 
+def _anchor_rank(row: str, line: int) -> int:
+    """How good a prompt start `row` (document line `line`) is. A backend finds a moved
+    window in its cache only if the window's first token is one it holds (llama.cpp's cache
+    reuse): a blank line is not (its newline was merged with the one before, "\n\n"), and
+    indentation may not be (some tokenizers merge it with the newline before). 2: code at
+    column 0 (not a closing bracket), on any line; 1: an indented line on a multiple of
+    ANCHOR_LINES; 0: a blank line on one; -1: not a prompt start."""
+    if row[:1].strip() and row[0] not in ")]}":
+        return 2
+    if line % ANCHOR_LINES:
+        return -1
+    return 1 if row.strip() else 0
+
+
 def _aligned_start(rows: list[str], first_line: int, limit: int, lowest: int) -> int | None:
-    """The earliest row at or after `lowest` whose document line is divisible by ANCHOR_LINES
-    and from which the rows to the end fit in `limit` characters (None: no such row). Row 0
+    """The earliest row at or after `lowest` from which the rows to the end fit in `limit`
+    characters, among the best ranked prompt starts (`_anchor_rank`); None: none fits. Row 0
     counts only when it is the document's first line: otherwise it may be cut."""
     size = len(rows[-1])
-    best: int | None = None
+    best: dict[int, int] = {}
     index = len(rows) - 1
     while size <= limit and index >= lowest:
-        if (first_line + index) % ANCHOR_LINES == 0 and (index > 0 or first_line == 0):
-            best = index
+        if index > 0 or first_line == 0:
+            rank = _anchor_rank(rows[index], first_line + index)
+            if rank >= 0:
+                best[rank] = index
         if index == 0:
             break
         index -= 1
         size += len(rows[index]) + 1
-    return best
+    return best[max(best)] if best else None
 
 
 def anchored_prefix(

@@ -82,12 +82,18 @@ class ReadAhead:
     _not_shifting: set[str]
 
     def slides(self, target: Target) -> bool:
-        """Whether the completion window slides down for this backend (context.py): it was
-        seen, or is known, to reuse a cached run of tokens moved to the front."""
+        """Whether the completion window slides down for this backend (context.py): it is
+        known, or was seen, to reuse a cached run of tokens moved to the front — or it
+        reports what it reuses (llama.cpp's `timings`), so that the first slide tells. One
+        seen reading a moved window again gets windows that start afresh."""
         key = target.key
         if key in self._not_shifting:
             return False
-        return key in self._shifting or target.provider.name in SHIFTING_BACKENDS
+        return (
+            key in self._shifting
+            or key in self._caching
+            or target.provider.name in SHIFTING_BACKENDS
+        )
 
     def prompt_tokens(self, target: Target, settings: Settings) -> int:
         """The prompt budget: the user's `completion_prompt_tokens`, else what the backend
@@ -130,7 +136,8 @@ class ReadAhead:
         # The current anchor if the lines below fit after it, else a new one (the window half
         # full at the cursor, as the next request would choose) with the lines that fit.
         choices = [(context.prefix, context.anchor_line)]
-        if context.slides:  # the window slides down far enough for the lines below
+        slides = context.slides
+        if slides:  # the window slides down far enough for the lines below
             room = context.prefix_room - len(rest_of_line) - sum(len(row) + 1 for row in below)
             head, anchor = anchored_prefix(
                 request.prefix,
@@ -146,7 +153,7 @@ class ReadAhead:
             choices.append((redacted(head), anchor))
         # Starting afresh costs a whole prompt: it is worth it only when fewer than 8 lines fit
         # from the current anchor. Sliding costs only what is new: it is done to read them all.
-        enough = len(below) if context.slides else min(len(below), 8)
+        enough = len(below) if slides else min(len(below), 8)
         picked: tuple[str, int, list[str]] | None = None
         for head, anchor in choices:
             room = context.prefix_room - len(head) - len(rest_of_line)
@@ -157,7 +164,7 @@ class ReadAhead:
                     break
                 taken.append(row)
             more = picked is None or len(taken) > len(picked[2])
-            if len(taken) >= enough or (context.slides and more):
+            if len(taken) >= enough or (slides and more):
                 picked = (head, anchor, taken)
             if len(taken) >= enough:
                 break
@@ -182,7 +189,7 @@ class ReadAhead:
             return
         # The next request starts where this read did, and may slide on from there.
         self._contexts[request.uri] = replace(context, anchor_line=anchor, end_line=ahead_line)
-        moved = head if anchor != context.anchor_line and context.slides else None
+        moved = head if anchor != context.anchor_line and slides else None
         task = asyncio.get_running_loop().create_task(
             self._prefill(job.target, prompt, moved), name="completion-read-ahead"
         )
@@ -249,7 +256,9 @@ class ReadAhead:
             read, cached = stats.prompt_tokens, stats.cached_tokens or 0
             if cached > 0:
                 self._caching.add(key)
-            beyond_head = cached - shared / ratio  # reused past the head it shares
+            # Reused past the head it shares with the previous prompt (in the backend's own
+            # tokens: the share of the prompt's characters, of its token count).
+            beyond_head = cached - (read + cached) * shared / max(len(prompt), 1)
             if beyond_head > SHIFT_EVIDENCE_TOKENS:
                 self._shifting.add(key)
                 self._not_shifting.discard(key)
@@ -268,4 +277,8 @@ class ReadAhead:
             self.metrics.prompt.record(read, cached, reported=False)
         else:
             return  # cancelled before the backend answered: nothing known
-        self.metrics.prompt_speed = self.budget.snapshot(key)
+        # Whether windows slide for this backend (1) or start afresh when full (0).
+        self.metrics.prompt_speed = {
+            **self.budget.snapshot(key),
+            "prompt_window_slides": int(self.slides(target)),
+        }
