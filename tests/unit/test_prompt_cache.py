@@ -495,3 +495,21 @@ def test_pauses_between_bursts_are_not_typing_rhythm(monkeypatch) -> None:  # ty
     the debounce wait longer: the next burst's suggestion comes as soon as after the first."""
     assert _paused(monkeypatch, shown_between_bursts=True) < 0.1
     assert _paused(monkeypatch, shown_between_bursts=False) < 0.1
+
+
+async def test_doctor_tells_whether_a_moved_window_is_read_again() -> None:
+    from aigents_lsp.doctor_probes import prompt_cache_probe
+    from aigents_lsp.providers.base import CompletionResult
+
+    class Probed(_Shifting):
+        async def complete(self, params: CompletionParams) -> CompletionResult:
+            stats = None
+            async for delta in self.stream_complete(params):
+                stats = delta.prompt_stats or stats
+            return CompletionResult("x", stats=stats)
+
+    for shifts, said in ((True, "completion windows slide"), (False, "--cache-reuse 256")):
+        provider = Probed()
+        provider.shifts = shifts
+        name, verdict, detail, _ = await prompt_cache_probe(provider, "m", Settings())
+        assert (name, verdict) == ("prompt cache", "pass") and said in detail, detail
