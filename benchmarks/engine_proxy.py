@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,10 @@ class Exchange:
     body: dict[str, Any]
     timings: dict[str, Any] | None = None
     closed_early: bool = True  # the client left before the answer ended
+    # time.perf_counter(): the request arrived, the first answer byte, the last one
+    arrived: float = field(default_factory=time.perf_counter)
+    first_byte: float | None = None
+    ended: float | None = None
 
 
 @dataclass
@@ -137,6 +142,7 @@ class EngineProxy:
         buffer = b""
         async for data in response.aiter_raw():
             if exchange is not None:
+                exchange.first_byte = exchange.first_byte or time.perf_counter()
                 buffer += data
                 *complete, buffer = buffer.split(b"\n")
                 for line in complete:
@@ -149,3 +155,4 @@ class EngineProxy:
         await writer.drain()
         if exchange is not None:
             exchange.closed_early = False
+            exchange.ended = time.perf_counter()

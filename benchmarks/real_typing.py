@@ -126,7 +126,9 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
         started = await proxy.metrics()
         first_exchange = len(proxy.exchanges)
         final = None
+        typed_at = []
         for key in keys:
+            typed_at.append(time.perf_counter())
             line, column = editor.type(line, column, key)
             final = asyncio.ensure_future(editor.request(line, column))
             await asyncio.sleep(KEY_GAP)
@@ -142,6 +144,8 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
                 "first": first_exchange,
                 "started": started["prompt_tokens_total"],
                 "empty": suggestion is None,
+                "typed": typed_at,
+                "answered": answered,
             }
         )
         await asyncio.sleep(SETTLE)
@@ -151,10 +155,15 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
         if (await proxy.metrics()).get("requests_processing", 0) == 0:
             break
         await asyncio.sleep(0.1)
-    total_read = (await proxy.metrics())["prompt_tokens_total"] - bursts[0]["started"]
+    ended = (await proxy.metrics())["prompt_tokens_total"]
+    total_read = ended - bursts[0]["started"]
     firsts = [b["first"] for b in bursts] + [len(proxy.exchanges)]
+    starts = [b["started"] for b in bursts] + [ended]
     unknown = 0
-    for burst, first, end in zip(bursts, firsts, firsts[1:], strict=False):
+    for number, (burst, first, end) in enumerate(zip(bursts, firsts, firsts[1:], strict=False)):
+        # Everything llama.cpp read from this burst's start to the next one's (`/metrics`):
+        # the burst's requests and the read-ahead after its answer, stopped or not.
+        burst["read_all"] = starts[number + 1] - starts[number]
         # The burst's exchanges: its completion requests, then the read-ahead after the
         # answer (max_tokens 1). Tokens read: llama.cpp's `timings.prompt_n` of each.
         exchanges = proxy.exchanges[first:end]
@@ -180,14 +189,16 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
         await proxy.replay(last.body)
         floor_s, _ = await proxy.replay(last.body)
         floors.append(floor_s * 1000)
-        read_all = burst["read_by_requests"] + burst["read_ahead"]
+        read_all = burst["read_all"]
         share_requests.append(burst["read_by_requests"] / size)
         share_all.append(read_all / size)
+        if args.timeline:
+            rows.extend(timeline(burst, bursts[number - 2] if number > 1 else None, proxy))
         rows.append(
             f"  burst {number:2d} line {burst['line']:4d}: final {burst['final_ms']:6.0f} ms, "
             f"floor {floor_s * 1000:5.0f} ms, {burst['requests']} request(s) read "
-            f"{burst['read_by_requests']:5.0f} tokens, {read_all:5.0f} with the read-ahead, "
-            f"of a {size}-token prompt" + (" [empty]" if burst["empty"] else "")
+            f"{burst['read_by_requests']:5.0f} tokens, {read_all:5.0f} read in all until the "
+            f"next burst, of a {size}-token prompt" + (" [empty]" if burst["empty"] else "")
         )
     stats = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="aigents.stats")
@@ -217,7 +228,7 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
     print(f"warm floor p50 {floor:.0f} ms: final p50 = {p50 / floor:.2f}x  (target <= 2x)")
     for label, shares in (
         ("by the burst's requests", share_requests),
-        ("in all (read-ahead included)", share_all),
+        ("in all (/metrics, read-ahead included)", share_all),
     ):
         print(
             f"prompt tokens read per burst {label}: median {statistics.median(shares):.0%} "
@@ -240,6 +251,31 @@ async def run(args: argparse.Namespace, source: str, uri: str) -> int:
     return 0
 
 
+def timeline(burst: dict[str, Any], before: dict[str, Any] | None, proxy: EngineProxy) -> list[str]:
+    """Where a burst's time went: the keys, each backend exchange since the previous answer
+    (read-ahead included), the answer; milliseconds from the burst's last key."""
+    zero = burst["typed"][-1]
+    since = before["answered"] if before is not None else burst["typed"][0]
+    lines = [f"    keys at {', '.join(f'{(t - zero) * 1000:.0f}' for t in burst['typed'])}"]
+    for exchange in proxy.exchanges:
+        if exchange.arrived < since or exchange.arrived > burst["answered"]:
+            continue
+        kind = "read-ahead" if exchange.body.get("max_tokens") == 1 else "request"
+        timings = exchange.timings or {}
+
+        def at(moment: float | None) -> str:
+            return f"{(moment - zero) * 1000:.0f}" if moment is not None else "-"
+
+        lines.append(
+            f"    {kind}: arrived {at(exchange.arrived)}, first byte {at(exchange.first_byte)}, "
+            f"ended {at(exchange.ended)}; read {timings.get('prompt_n')} in "
+            f"{timings.get('prompt_ms', 0):.0f} ms, reused {timings.get('cache_n')}, "
+            f"generated {timings.get('predicted_n')} in {timings.get('predicted_ms', 0):.0f} ms"
+        )
+    lines.append(f"    answered {(burst['answered'] - zero) * 1000:.0f}")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--bursts", type=int, default=16)
@@ -249,6 +285,9 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--server-path", default="", help="another checkout's server/ dir")
+    parser.add_argument(
+        "--timeline", action="store_true", help="print where each burst's time went"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     source = Path(args.file).read_text(encoding="utf-8")

@@ -68,7 +68,7 @@ async def _port_owner(client: httpx.AsyncClient, root: str) -> str:
 # How to start each preset's server, for the "server reachable" fix.
 _START = {
     "ollama": "Start Ollama (`ollama serve`) and pull a model: `ollama pull qwen2.5-coder:1.5b`.",
-    "llamacpp": "Start it: `llama-server -m model.gguf --port 8080`.",
+    "llamacpp": "Start it: `llama-server -m model.gguf --port 8080 --cache-reuse 256`.",
     "llamafile": "Start it: `./model.llamafile --server --port 8080`.",
     "vllm": "Start it: `vllm serve Qwen/Qwen2.5-Coder-1.5B-Instruct --port 8000`.",
     "openai": "Check your network and OPENAI_API_KEY.",

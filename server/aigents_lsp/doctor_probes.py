@@ -6,6 +6,7 @@ returns `(name, verdict, detail, fix)`; doctor.py makes them its `Check`s.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Literal
 
 from aigents_lsp.config import Settings
@@ -34,16 +35,20 @@ async def prompt_cache_probe(provider: Provider, model: str | None, settings: Se
         for i in range(40)
     )
     params = CompletionParams(prompt=marker + body, model=model, max_tokens=1, temperature=0.0)
+    # The same prompt with its first ten functions dropped: a completion window that moved
+    # down. A backend with cache reuse (llama.cpp `--cache-reuse`) takes the rest from its
+    # cache; one without reads it again.
+    moved = replace(params, prompt=marker + body.split("\n", 30)[-1])
     try:
         times, stats = [], []
-        for _ in range(2):
+        for sent in (params, params, moved):
             started = time.perf_counter()
-            result = await provider.complete(params)
+            result = await provider.complete(sent)
             times.append(time.perf_counter() - started)
             stats.append(result.stats)
     except ProviderError as error:
         return "prompt cache", "warn", error.message, error.hint
-    cold, warm = stats
+    cold, warm, slid = stats
     budget = PromptBudget()
     if cold and cold.prompt_tokens and cold.prompt_seconds:
         budget.record("probe", cold.prompt_tokens, cold.prompt_seconds)
@@ -62,6 +67,15 @@ async def prompt_cache_probe(provider: Provider, model: str | None, settings: Se
         reused = warm.cached_tokens / total if total else 0.0
         verdict: Verdict = "pass" if reused >= 0.8 else "warn"
         detail = f"a repeated prompt reused {warm.cached_tokens} of {total} tokens{sized}"
+        if slid is not None and slid.cached_tokens is not None and slid.prompt_tokens:
+            moves = slid.cached_tokens > slid.prompt_tokens
+            detail += (
+                f"; with its first lines dropped it reused {slid.cached_tokens} of "
+                f"{slid.cached_tokens + slid.prompt_tokens} (completion windows slide)"
+                if moves
+                else "; with its first lines dropped it read it all again (completion "
+                "windows start afresh: llama-server's `--cache-reuse 256` avoids that)"
+            )
     elif times[0] < 0.15:
         verdict = "pass"
         detail = (

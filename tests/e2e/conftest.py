@@ -50,6 +50,12 @@ def server_env(home: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def server_log(home: Path) -> str:
+    """The log file of a server started with `server_env(home)` (stderr has the same lines)."""
+    path = home / "state" / "aigents-lsp" / "aigents-lsp.log"
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
 class StatusClient(LanguageClient):
     """The pytest-lsp client plus a record of `aigents/status` notifications."""
 

@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import VersionMismatch, apply_workspace_edit, open_doc, type_text, until
+from tests.e2e.conftest import (
+    VersionMismatch,
+    apply_workspace_edit,
+    open_doc,
+    server_log,
+    type_text,
+    until,
+)
 from tests.fakes.lmstudio_server import FakeLMStudio
 
 SOURCE = """import math
@@ -179,6 +186,30 @@ async def test_chat_keeps_the_conversation(session: Any, fake_lmstudio: FakeLMSt
     assert "What is pi?" in contents and any("And tau?" in (c or "") for c in contents)
 
 
+async def _streaming(
+    client: Any, fake: FakeLMStudio, msg_id: str, command: str, argument: dict[str, Any]
+) -> asyncio.Future[Any]:
+    """Send the command as request `msg_id`; return its answer to come once the backend
+    streams its reply."""
+    started = len(fake.generations)
+    answer = asyncio.ensure_future(
+        client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND,
+            types.ExecuteCommandParams(command=command, arguments=[argument]),
+            msg_id=msg_id,
+        )
+    )
+    await until(lambda: len(fake.generations) > started and fake.generations[-1].sent > 3)
+    return answer
+
+
+def _cancel_progress(client: Any, token: Any) -> None:
+    """The user clicks "cancel" on the progress notification."""
+    client.protocol.notify(
+        types.WINDOW_WORK_DONE_PROGRESS_CANCEL, types.WorkDoneProgressCancelParams(token=token)
+    )
+
+
 async def test_cancel_stops_the_backend_and_answers(
     session: Any, fake_lmstudio: FakeLMStudio
 ) -> None:
@@ -186,34 +217,16 @@ async def test_cancel_stops_the_backend_and_answers(
     fake_lmstudio.configure(reply=" ".join(["word"] * 400), token_delay=0.02)
     for how in ("$/cancelRequest", "aigents.cancel", "progress"):
         before = fake_lmstudio.disconnects
-        started = len(fake_lmstudio.generations)
         msg_id = f"explain-{how}"
-        answer = asyncio.ensure_future(
-            client.protocol.send_request_async(
-                types.WORKSPACE_EXECUTE_COMMAND,
-                types.ExecuteCommandParams(
-                    command="aigents.explain",
-                    arguments=[{"uri": uri, "range": _range(3, 5), "show": False}],
-                ),
-                msg_id=msg_id,
-            )
-        )
-        await until(
-            lambda started=started: (
-                len(fake_lmstudio.generations) > started and fake_lmstudio.generations[-1].sent > 3
-            )
-        )
+        argument = {"uri": uri, "range": _range(3, 5), "show": False}
+        answer = await _streaming(client, fake_lmstudio, msg_id, "aigents.explain", argument)
         if how == "$/cancelRequest":
             client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
         elif how == "aigents.cancel":
             result = await _run(client, "aigents.cancel", {})
             assert result["cancelled"] == 1
         else:
-            token = list(client.progress_reports)[-1]
-            client.protocol.notify(
-                types.WINDOW_WORK_DONE_PROGRESS_CANCEL,
-                types.WorkDoneProgressCancelParams(token=token),
-            )
+            _cancel_progress(client, list(client.progress_reports)[-1])
         with pytest.raises(Exception, match=r"(?i)cancel"):
             await asyncio.wait_for(answer, 10)
         await until(lambda before=before: fake_lmstudio.disconnects > before)
@@ -599,3 +612,38 @@ async def test_the_test_editor_refuses_an_edit_for_an_older_version(
     with pytest.raises(VersionMismatch):
         apply_workspace_edit(client.documents, resolved.edit, client.versions)
     assert client.documents[uri] == "# later\n" + SOURCE
+
+
+@pytest.mark.parametrize("how", ["$/cancelRequest", "progress"])
+async def test_a_cancelled_command_leaves_no_unretrieved_exception(
+    session: Any, fake_lmstudio: FakeLMStudio, tmp_path: Path, how: str
+) -> None:
+    client, _ = session
+    fake_lmstudio.configure(reply=" ".join(["word"] * 400), token_delay=0.02)
+    cancelled: set[Any] = set()
+
+    def jobs() -> list[Any]:  # the progress tokens of the chat jobs, oldest first
+        return [
+            token
+            for token, reports in client.progress_reports.items()
+            if getattr(reports[0], "title", None) == "aigents: thinking"
+        ]
+
+    for attempt in range(3):  # a few, so the dropped task objects are freed meanwhile
+        msg_id = f"chat-{how}-{attempt}"
+        argument = {"question": "Count words", "show": False}
+        answer = await _streaming(client, fake_lmstudio, msg_id, "aigents.chat", argument)
+        if how == "$/cancelRequest":
+            client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+        else:
+            token = next(t for t in jobs() if t not in cancelled)
+            cancelled.add(token)
+            _cancel_progress(client, token)
+        with pytest.raises(Exception, match=r"(?i)cancel"):
+            await asyncio.wait_for(answer, 10)
+    fake_lmstudio.configure(reply="Still here.", token_delay=0.0)
+    result = await _run(client, "aigents.chat", {"question": "Are you there?", "show": False})
+    assert result["markdown"] == "Still here."  # the server keeps serving
+    # A dropped task is logged when it is freed, before the answers that follow it.
+    told = [m.message for m in client.log_messages] + [server_log(tmp_path)]
+    assert not [m for m in told if "never retrieved" in m]

@@ -107,3 +107,46 @@ async def test_a_second_request_after_a_small_edit_reuses_the_prompt_cache(
     assert completion["prompt_counts_from_backend"] == 2  # the backend's counts, not guesses
     read, cached = completion["prompt_last_read"], completion["prompt_last_cached"]
     assert cached > 100 and read < 0.2 * (read + cached), completion
+
+
+async def test_a_window_that_slides_down_reuses_the_moved_prompt(start_server: Any) -> None:
+    """llama.cpp's own counts: when the user moves down past what the window holds, it slides
+    (its first lines dropped) and the engine moves the cached rest to the front (cache reuse)
+    instead of reading it again: it reads about the new lines only."""
+    client = await start_server(
+        provider="embedded",
+        completion_prefill_lines="0",
+        completion_prompt_tokens="1024",
+        **UNHURRIED,
+    )
+    uri = "file:///tmp/engine_slide.py"
+    rows = [
+        f"def scale_{i}(value, factor={i}):\n    return value * factor + {i}\n\n"
+        for i in range(400)
+    ]
+    text = "".join(rows)
+    open_doc(client, uri, text)
+
+    async def stats() -> dict[str, Any]:
+        found = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="aigents.stats")
+        )
+        completion = found["completion"] if isinstance(found, dict) else found.completion
+        return completion if isinstance(completion, dict) else completion._asdict()
+
+    # A cursor at the end of a `return` line, moving down 30 lines (~1,000 characters) at a
+    # time: the 1,024-token window fills up, then slides.
+    line = 3 * 200 + 1
+    slid_reads: list[tuple[int, int]] = []
+    for _ in range(6):
+        await inline(client, uri, types.Position(line=line, character=len(text.split("\n")[line])))
+        completion = await stats()
+        if completion["prompt_window_slides"]:
+            slid_reads.append((completion["prompt_last_read"], completion["prompt_last_cached"]))
+        line += 30
+    assert completion["prompt_counts_from_backend"] == 6
+    # Once the window is full each request slides it: its head moved, yet the engine took
+    # the lines it kept (three quarters of the window, less the new lines) from its cache
+    # and read only the 30 new lines. Without cache reuse it would read them all.
+    assert all(cached > read for read, cached in slid_reads[3:]), slid_reads
+    assert completion["prompt_cache_reuse"] > 0.5, completion

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from lsprotocol import types
 
-from tests.e2e.conftest import open_doc, type_text, until
+from tests.e2e.conftest import open_doc, server_log, type_text, until
 from tests.fakes.lmstudio_server import FakeLMStudio, default_models
 
 METHOD = "textDocument/copilotInlineEdit"
@@ -348,3 +348,52 @@ async def test_neovim_012_shapes_no_version_trigger_2_no_cancel_item_from_the_wo
     # The range starts at the word typed, and the text repeats it: shown once, not doubled.
     assert item.insert_text == "sum(items)"
     assert (item.range.start.character, item.range.end.character) == (11, 14)
+
+
+async def test_stats_polled_with_show_false_is_silent_and_asked_shows_both_summaries(
+    start_server: Any, fake_lmstudio: FakeLMStudio
+) -> None:
+    fake_lmstudio.configure(models=MODELS, completion_reply=REPLIES["zeta-2"][1])
+    client = await _renamed(start_server, fake_lmstudio, "zeta-2")
+    await _ask(client, 2)
+
+    def stats_shown() -> list[str]:
+        return [m.message for m in client.messages if "stats" in m.message]
+
+    for _ in range(3):  # a status bar polling it
+        polled = plain(
+            await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="aigents.stats", arguments=[{"show": False}])
+            )
+        )
+        assert polled["next_edit"]["requests"] == 1 and "completion" in polled
+    # a message would have come before the answer it belongs to
+    assert stats_shown() == []
+    await _stats(client)  # the user runs it from the command palette: no argument
+    [summary] = stats_shown()
+    completion, next_edit = summary.split("\n")
+    assert completion.startswith("aigents completion stats: requests 0")
+    assert next_edit.startswith("aigents next-edit stats: requests 1") and "edits 1" in next_edit
+
+
+async def test_did_focus_is_handled_quietly_and_makes_the_focused_file_context_first(
+    start_server: Any, fake_lmstudio: FakeLMStudio, tmp_path: Any
+) -> None:
+    fake_lmstudio.configure(models=MODELS, completion_reply=REPLIES["zeta-2"][1])
+    client = await _renamed(start_server, fake_lmstudio, "zeta-2")
+    for name in ("alpha", "beta", "gamma"):
+        text = f"def {name}_helper(value):\n    return value\n"
+        open_doc(client, f"file:///tmp/ws/{name}.py", text)
+    # copilot-lsp on BufEnter: the user looked at alpha.py and came back to calc.py; then
+    # shapes a plugin should not send (nothing, a document that is not open)
+    for uri in ("file:///tmp/ws/alpha.py", URI, "file:///tmp/ws/closed.py"):
+        client.protocol.notify("textDocument/didFocus", {"textDocument": {"uri": uri}})
+    client.protocol.notify("textDocument/didFocus", {})
+    result = await _ask(client, 2)
+    assert result["edits"]  # the server keeps serving
+    prompt = fake_lmstudio.last_request("/v1/completions").body["prompt"]
+    # two related files go into the prompt, the most recent first: focusing counts as recent
+    assert "alpha_helper" in prompt and "gamma_helper" in prompt
+    assert "beta_helper" not in prompt
+    told = [m.message for m in client.log_messages] + server_log(tmp_path).splitlines()
+    assert not [line for line in told if "didFocus" in line or "Traceback" in line]

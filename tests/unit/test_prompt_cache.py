@@ -105,6 +105,73 @@ def test_snippets_stay_while_the_anchor_stays() -> None:
     assert all(path != "b.py" for path, _ in gone.snippets) or first.snippets[0][0] != "b.py"
 
 
+def sliding_at(line: int, previous=None, typed: str = "", budget: int = 512):  # type: ignore[no-untyped-def]
+    """A backend that moves cached tokens: the window may grow to 4x the budget, and slides."""
+    request = request_at(line, typed)
+    return build_context(
+        request, (), budget, 3.2, previous=previous, window_tokens=budget * 4, slide=True
+    )
+
+
+def test_a_sliding_window_starts_at_the_budget_then_grows_with_the_same_head() -> None:
+    first = sliding_at(1000)
+    assert len(first.prefix) <= first.fresh_room * 0.5 + 1  # cold: read with nothing cached
+    down = first
+    for line in range(1010, 1100, 10):  # moving down: the head stays while the window grows
+        down = sliding_at(line, down)
+        assert down.anchor_line == first.anchor_line
+    assert len(down.prefix) > 2 * first.fresh_room  # larger than a cold prompt may be
+
+
+def test_a_full_sliding_window_slides_down_past_its_anchor_three_quarters_full() -> None:
+    window = sliding_at(1000)
+    for line in range(1010, 1300, 10):
+        moved = sliding_at(line, window)
+        if moved.anchor_line != window.anchor_line:
+            assert moved.slid and moved.anchor_line > window.anchor_line
+            assert moved.anchor_line % 8 == 0
+            assert len(moved.prefix) <= moved.prefix_room * 0.75 + 1
+            # What the backend holds of the old window, from the new anchor on, is the head
+            # of the new one: a KV shift, not a new read.
+            kept = window.prefix[window.prefix.index(LINES[moved.anchor_line]) :]
+            assert moved.prefix.startswith(kept)
+            break
+        window = moved
+    else:
+        raise AssertionError("the window never slid")
+
+
+def test_a_jump_starts_a_sliding_window_afresh_within_the_budget() -> None:
+    window = sliding_at(1000)
+    jump = sliding_at(1800, window)
+    assert not jump.slid and len(jump.prefix) <= jump.fresh_room * 0.5 + 1
+    up = sliding_at(500, window)
+    assert not up.slid and up.anchor_line < window.anchor_line
+
+
+def test_the_file_start_is_read_whole_only_within_the_budget() -> None:
+    """A small file's whole start is a prompt with nothing cached: it must fit the budget,
+    not the larger window a warm prompt may grow to."""
+    cold = sliding_at(150)  # ~7,000 characters: under the 4x window, over the budget
+    assert cold.anchor_line > 0 and len(cold.prefix) <= cold.fresh_room
+    small = sliding_at(20)
+    assert small.anchor_line == 0
+
+
+def test_snippets_stay_while_the_window_slides() -> None:
+    shared = "def compute(value, limit):\n    return min(value_1000, value_999, limit)\n"
+    related = (("b.py", shared * 6),)
+    request = request_at(1000)
+    window = build_context(request, related, 512, 3.2, window_tokens=2048, slide=True)
+    assert window.snippets
+    for line in range(1010, 1300, 10):
+        moved = build_context(
+            request_at(line), related, 512, 3.2, previous=window, window_tokens=2048, slide=True
+        )
+        assert moved.snippets == window.snippets
+        window = moved
+
+
 def test_a_single_huge_line_falls_back_to_a_sliding_tail() -> None:
     prefix, anchor = anchored_prefix("x" * 10_000, 0, 1000)
     assert anchor == -1 and len(prefix) == 1000
@@ -305,3 +372,144 @@ async def test_without_backend_counts_the_reuse_is_estimated_from_the_shared_hea
     last_read, last_cached = snapshot["prompt_last_read"], snapshot["prompt_last_cached"]
     assert isinstance(last_read, int) and isinstance(last_cached, int)
     assert last_cached > 10 * last_read  # only the typed end is new
+
+
+# --- sliding windows: learned from the backend's counts --------------------------------------
+
+
+class _Shifting(_Recorder):
+    """llama.cpp with cache reuse: a run of the previous prompt found again later in the new
+    one (the window's head after a slide) is reused, not only the common head."""
+
+    shifts = True
+
+    async def stream_complete(self, params: CompletionParams) -> AsyncIterator[StreamDelta]:
+        previous = self.prompts[-1].prompt if self.prompts else ""
+        self.prompts.append(params)
+        if params.max_tokens == 1:
+            await self.release.wait()
+        reused = common_prefix_length(previous, params.prompt)
+        lines = params.prompt.split("\n")
+        head = "\n".join(lines[1:3])  # the window's first whole lines (after the header)
+        found = previous.find(head) if self.shifts and head else -1
+        if found > 0 and reused < len(params.prompt) // 2:
+            start = params.prompt.find(head)
+            reused = start + common_prefix_length(previous[found:], params.prompt[start:])
+        stats = SpeedStats(
+            prompt_tokens=(len(params.prompt) - reused) // 3 + 1,
+            cached_tokens=reused // 3,
+            prompt_seconds=0.5,
+        )
+        yield StreamDelta(text="total = 1", prompt_stats=stats)
+        yield StreamDelta(text="\n", finish_reason="stop")
+
+
+async def _walk_down(engine: CompletionEngine, target: Target, lines: range) -> None:
+    for line in lines:
+        await engine.complete(request_at(line, "\n    "), target)
+
+
+async def test_a_backend_seen_reusing_a_moved_prompt_gets_a_sliding_window() -> None:
+    settings = Settings(debounce_ms=0, completion_prefill_lines=0)
+    engine = CompletionEngine(lambda: settings)
+    provider = _Shifting()
+    target = Target(provider=provider, model="gemma-3-270m")
+    assert not engine.slides(target)  # an OpenAI-compatible server: not known yet
+    # Moving down until the window starts again: the backend reuses the lines it held.
+    await _walk_down(engine, target, range(1000, 1400, 20))
+    assert engine.slides(target)
+    budget = engine.prompt_tokens(target, settings)
+    assert engine.window_tokens(target, settings, budget) == 4 * budget
+    # From now on the window grows past the budget and slides.
+    await _walk_down(engine, target, range(1400, 1800, 20))
+    assert max(len(p.prompt) for p in provider.prompts[-10:]) > budget * 3.2 * 1.5
+
+
+async def test_a_backend_that_reads_a_moved_prompt_again_stops_sliding() -> None:
+    settings = Settings(debounce_ms=0, completion_prefill_lines=0)
+    engine = CompletionEngine(lambda: settings)
+    provider = _Shifting()
+    provider.name = "embedded"  # known to slide...
+    target = Target(provider=provider, model="gemma-3-270m")
+    assert engine.slides(target)
+    provider.shifts = False  # ...but this one reads everything after the head again
+    await _walk_down(engine, target, range(1000, 1800, 20))
+    assert not engine.slides(target)
+
+
+async def test_an_explicit_prompt_size_is_the_most_a_sliding_window_grows_to() -> None:
+    settings = Settings(completion_prompt_tokens=1024)
+    engine = CompletionEngine(lambda: settings)
+    target = Target(provider=_Shifting(), model="m", context_length=4096)
+    assert engine.window_tokens(target, settings, engine.prompt_tokens(target, settings)) == 1024
+    small = Settings()
+    capped = Target(provider=_Shifting(), model="m", context_length=1024)
+    budget = engine.prompt_tokens(capped, small)
+    assert engine.window_tokens(capped, small, budget) <= 1024 - small.completion_max_tokens
+
+
+async def test_a_request_in_the_read_ahead_stops_it_on_a_backend_that_keeps_it() -> None:
+    """llama.cpp keeps what it read of a prompt it stopped: the request need not wait for
+    the lines below its cursor. A backend not known to keep it is waited for."""
+    for name, stopped in (("embedded", True), ("lmstudio", False)):
+        settings = Settings(debounce_ms=0, completion_prefill_lines=32)
+        engine = CompletionEngine(lambda settings=settings: settings)  # type: ignore[misc]
+        provider = _Shifting()
+        provider.name = name
+        target = Target(provider=provider, model="gemma-3-270m")
+        await engine.complete(request_at(300, uri="file:///warm.py"), target)  # 2nd sample
+        provider.release.clear()  # read-aheads hang in the backend
+        await engine.complete(request_at(1000), target)
+        for _ in range(50):
+            if "file:///a.py" in engine._prefills:
+                break
+            await asyncio.sleep(0)
+        ahead = engine._prefills["file:///a.py"].task
+        request = asyncio.ensure_future(engine.complete(request_at(1020, "\n    va"), target))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert ahead.cancelled() is stopped, name
+        provider.release.set()
+        assert await request is not None
+
+
+def _paused(monkeypatch, shown_between_bursts: bool) -> float:  # type: ignore[no-untyped-def]
+    from aigents_lsp.completion import scheduler
+
+    clock = [100.0]
+    monkeypatch.setattr(scheduler.time, "perf_counter", lambda: clock[0])
+    debounce = scheduler.AdaptiveDebounce()
+    for _ in range(4):  # bursts of 8 keys 70 ms apart, 0.8 s apart
+        for _ in range(8):
+            debounce.keystroke("u")
+            clock[0] += 0.070
+        clock[0] += 0.4
+        if shown_between_bursts:
+            debounce.shown("u")
+        clock[0] += 0.4
+    return debounce.seconds("u", Settings(debounce_ms=120))
+
+
+def test_pauses_between_bursts_are_not_typing_rhythm(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A pause to read a suggestion, or one far longer than the typist's gaps, does not make
+    the debounce wait longer: the next burst's suggestion comes as soon as after the first."""
+    assert _paused(monkeypatch, shown_between_bursts=True) < 0.1
+    assert _paused(monkeypatch, shown_between_bursts=False) < 0.1
+
+
+async def test_doctor_tells_whether_a_moved_window_is_read_again() -> None:
+    from aigents_lsp.doctor_probes import prompt_cache_probe
+    from aigents_lsp.providers.base import CompletionResult
+
+    class Probed(_Shifting):
+        async def complete(self, params: CompletionParams) -> CompletionResult:
+            stats = None
+            async for delta in self.stream_complete(params):
+                stats = delta.prompt_stats or stats
+            return CompletionResult("x", stats=stats)
+
+    for shifts, said in ((True, "completion windows slide"), (False, "--cache-reuse 256")):
+        provider = Probed()
+        provider.shifts = shifts
+        name, verdict, detail, _ = await prompt_cache_probe(provider, "m", Settings())
+        assert (name, verdict) == ("prompt cache", "pass") and said in detail, detail

@@ -31,6 +31,9 @@ HYSTERESIS = 0.25
 # A prompt started afresh (a jump in the file) fills this share of the budget; the window
 # then grows as the user moves down until it is full and starts again (`context.py`).
 COLD_SHARE = 0.5
+# A window that slides (a backend that moves cached tokens, `context.anchored_prefix`) may
+# grow to this many times the budget as the user moves down: only its new lines are read.
+SLIDING_WINDOW = 4
 
 
 def common_prefix_length(a: str, b: str) -> int:

@@ -81,6 +81,10 @@ class CompletionEngine(ReadAhead):
         self._last_prompt: dict[str, str] = {}  # the last prompt sent, per backend model
         self._prefills: dict[str, Prefill] = {}  # reading ahead, per document
         self._caching: set[str] = set()  # backend models that reported reusing a prompt
+        # ... and those that reused a run of the cached prompt moved to the front (llama.cpp's
+        # cache reuse): for them the window slides (context.anchored_prefix).
+        self._shifting: set[str] = set()
+        self._not_shifting: set[str] = set()  # ... and those seen reading it all again
 
     async def _chars_per_token(self, target: Target, sample: str) -> float:
         """Characters per token of this model, measured with the backend's tokenizer when it
@@ -106,19 +110,6 @@ class CompletionEngine(ReadAhead):
         ratio = min(max(len(sample) / tokens, 1.5), 6.0)
         self._ratios[key] = ratio
         return ratio
-
-    def prompt_tokens(self, target: Target, settings: Settings) -> int:
-        """The prompt budget: the user's `completion_prompt_tokens`, else what the backend
-        reads within `completion_latency_ms`; capped by the model's context."""
-        if settings.completion_prompt_tokens is not None:
-            budget = settings.completion_prompt_tokens
-        else:
-            budget = self.budget.tokens(
-                target.key, settings.completion_latency_ms, target.context_length
-            )
-        if target.context_length:
-            budget = min(budget, target.context_length - settings.completion_max_tokens - 64)
-        return max(budget, 128)
 
     def note_keystroke(self, uri: str) -> None:
         """A document changed: feeds the adaptive debounce."""
@@ -161,6 +152,7 @@ class CompletionEngine(ReadAhead):
         hit = self.cache.get(request.uri, key)
         if hit is not None:
             metrics.cache_hits += 1
+            self.debounce.shown(request.uri)
             return self._shown(hit.text, target.model, started, mode, "cache")
         generation = self.scheduler.generations.get(request.uri)
         typed = (
@@ -183,13 +175,17 @@ class CompletionEngine(ReadAhead):
                     # document's generation now; starting ours would cancel it.
                     raise Superseded
                 related = request.related() if request.related is not None else ()
+                budget = self.prompt_tokens(target, settings)
+                slide = self.slides(target)
                 context = build_context(
                     request,
                     related,
-                    self.prompt_tokens(target, settings),
+                    budget,
                     ratio,
                     uses_suffix=template.kind != "prefix",
                     previous=self._contexts.get(request.uri),
+                    window_tokens=self.window_tokens(target, settings, budget) if slide else None,
+                    slide=slide,
                 )
                 self._contexts[request.uri] = context
                 job = Job(request, target, template, mode, key, context)
@@ -222,6 +218,7 @@ class CompletionEngine(ReadAhead):
             metrics.empty += 1
             return None
         source: Literal["backend", "stream"] = "stream" if typed else "backend"
+        self.debounce.shown(request.uri)
         return self._shown(text[len(typed) :], target.model, started, mode, source)
 
     def _shown(
@@ -303,7 +300,7 @@ class CompletionEngine(ReadAhead):
                 stream, generation, template, multiline, start_indent, max_lines, heal, watch
             )
         finally:
-            self._note_prompt(target, sent, watch)
+            self._note_prompt(target, sent, watch, prefix if job.context.slid else None)
         raw = generation.text_so_far()
         if template.kind == "chat":
             raw = extract_fill(raw, request.prefix)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -155,46 +156,51 @@ class DocumentScheduler(DocumentTickets):
 
 class AdaptiveDebounce:
     """The pause to wait before asking the backend, learned from each document's typing
-    rhythm: a gap is the end of typing when it is longer than this typist's usual gaps (their
-    mean plus three deviations, plus a margin). A steady fast typist waits less than
-    `debounce_ms` (down to half of it) without a request in the middle of a burst; an uneven
-    or slow one waits longer (up to 2.5 times). `debounce_ms` until the rhythm is known."""
+    rhythm: a gap is the end of typing when it is longer than this typist's usual gaps (the
+    mean of their last gaps plus three deviations, plus a margin). A steady fast typist waits
+    less than `debounce_ms` (down to half of it) without a request in the middle of a burst;
+    an uneven or slow one waits longer (up to 2.5 times). `debounce_ms` until the rhythm is
+    known. Pauses are not rhythm: a gap in which a suggestion was shown (the user read it), a
+    gap of a second or more, and one over PAUSE_FACTOR times the median gap are left out."""
 
     KNOWN_AFTER = 6  # gaps seen before the rhythm is trusted
     MARGIN = 0.010
+    WINDOW = 24  # the last gaps the rhythm is learned from
+    PAUSE_SECONDS = 1.0
+    PAUSE_FACTOR = 4.0
 
     def __init__(self) -> None:
         self._last: dict[str, float] = {}
-        self._mean: dict[str, float] = {}
-        self._variance: dict[str, float] = {}
-        self._seen: dict[str, int] = {}
+        self._gaps: dict[str, deque[float]] = {}
+        self._shown: dict[str, float] = {}
 
     def keystroke(self, uri: str) -> None:
         now = time.perf_counter()
         last = self._last.get(uri)
         self._last[uri] = now
-        if last is None:
+        if last is None or now - last >= self.PAUSE_SECONDS:
             return
-        gap = now - last
-        if gap >= 1.0:  # a pause longer than that is not typing rhythm
+        if self._shown.get(uri, 0.0) > last:  # the user was reading a suggestion
             return
-        mean = self._mean.get(uri)
-        if mean is None:
-            self._mean[uri], self._variance[uri] = gap, 0.0
-        else:  # exponentially weighted mean and variance (West's update)
-            delta = gap - mean
-            self._mean[uri] = mean + 0.2 * delta
-            self._variance[uri] = 0.8 * (self._variance[uri] + 0.2 * delta * delta)
-        self._seen[uri] = self._seen.get(uri, 0) + 1
+        self._gaps.setdefault(uri, deque(maxlen=self.WINDOW)).append(now - last)
+
+    def shown(self, uri: str) -> None:
+        """A suggestion was shown in `uri`: the gap it falls in is a pause, not rhythm."""
+        self._shown[uri] = time.perf_counter()
 
     def seconds(self, uri: str, settings: Settings) -> float:
         base = settings.debounce_ms / 1000
-        mean = self._mean.get(uri)
-        if mean is None or not settings.adaptive_debounce:
+        gaps = self._gaps.get(uri)
+        if not gaps or not settings.adaptive_debounce:
             return base
-        if self._seen.get(uri, 0) < self.KNOWN_AFTER:
+        ordered = sorted(gaps)
+        median = ordered[len(ordered) // 2]
+        typing = [gap for gap in ordered if gap <= median * self.PAUSE_FACTOR]
+        mean = sum(typing) / len(typing)
+        if len(gaps) < self.KNOWN_AFTER:
             return min(max(base, mean * 1.6), base * 2.5)
-        wait = mean + 3 * math.sqrt(self._variance[uri]) + self.MARGIN
+        deviation = math.sqrt(sum((gap - mean) ** 2 for gap in typing) / len(typing))
+        wait = mean + 3 * deviation + self.MARGIN
         return min(max(base * 0.5, wait), base * 2.5)
 
     def typed_since(self, uri: str, moment: float) -> bool:
@@ -203,5 +209,5 @@ class AdaptiveDebounce:
         return last is not None and last > moment
 
     def forget(self, uri: str) -> None:
-        for table in (self._last, self._mean, self._variance, self._seen):
+        for table in (self._last, self._gaps, self._shown):
             table.pop(uri, None)

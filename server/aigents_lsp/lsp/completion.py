@@ -207,22 +207,38 @@ def register(server: AigentsServer) -> None:
 
     @server.command(STATS_COMMAND)
     def stats(*args: Any) -> dict[str, Any]:
-        """Local completion metrics (also shown in the editor as a message), and what the
-        process holds (`runtime`: tasks, sockets, HTTP connections, memory)."""
-        snapshot = server.completion_engine.metrics.snapshot()
-        server.persist_stats()
-        summary = ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in snapshot.items() if v is not None
-        )
-        server.notify_user(f"aigents completion stats: {summary}", "info")
+        """Local completion and next-edit metrics, and what the process holds (`runtime`:
+        tasks, sockets, HTTP connections, memory). Shown to the user as a message too, unless
+        the argument says `show: false` (a status bar or dashboard polling it)."""
         from aigents_lsp.lsp import speculative
         from aigents_lsp.lsp.runtime import runtime_counters
 
-        return {
-            "completion": snapshot,
+        # Lenient: any argument (or none, as Helix and eglot send) is a request to see it.
+        first = args[0] if args else None
+        show = not (isinstance(first, dict) and first.get("show") is False)
+        data = {
+            "completion": server.completion_engine.metrics.snapshot(),
             "speculative": speculative.snapshot(server),  # the draft model's record, if set
             "next_edit": server.next_edit.engine.metrics.snapshot() if server.next_edit else None,
             "since": server.started_at,
             "uptime_s": round(time.time() - server.started_at, 1),
             "runtime": runtime_counters(server),
         }
+        server.persist_stats(every=0.0 if show else 10.0)  # a poller writes no file each time
+        if show:
+            server.notify_user(stats_summary(data), "info")
+        return data
+
+
+def stats_summary(data: dict[str, Any]) -> str:
+    """The message `aigents.stats` shows: a line of completion metrics, and one of next-edit
+    metrics when the data has them."""
+    lines = []
+    for key, name in (("completion", "completion"), ("next_edit", "next-edit")):
+        section = data.get(key)
+        if isinstance(section, dict):
+            summary = ", ".join(
+                f"{k.replace('_', ' ')} {v}" for k, v in section.items() if v is not None
+            )
+            lines.append(f"aigents {name} stats: {summary}")
+    return "\n".join(lines)

@@ -58,6 +58,16 @@ class AigentsProtocol(LanguageServerProtocol):
         if self._request_futures.get(msg_id) is future:
             del self._request_futures[msg_id]
 
+    def _run_generator(
+        self, future: Any, *, gen: Generator[Any, Any, Any], result_future: Any
+    ) -> None:
+        # A command body runs as a sub-handler of pygls' executeCommand generator. When
+        # $/cancelRequest has cancelled (and answered) the request, pygls returns here without
+        # reading the body's outcome: "Task exception was never retrieved" in the log.
+        if result_future.cancelled() and future is not None:
+            _outcome_after_cancel(future)
+        super()._run_generator(future, gen=gen, result_future=result_future)
+
     @lsp_method(types.SHUTDOWN)
     def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
         """pygls' shutdown, iterating over a copy: cancelling a request runs callbacks that
@@ -84,6 +94,16 @@ class AigentsProtocol(LanguageServerProtocol):
         jobs: JobRegistry | None = getattr(server, "jobs", None)
         if jobs is not None:
             jobs.cancel_request(msg_id)
+
+
+def _outcome_after_cancel(future: Any) -> None:
+    """Read the outcome of a command whose request was already answered "cancelled": the
+    job's own cancellation is expected; any other error is logged, not dropped."""
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None and not isinstance(error, JsonRpcRequestCancelled):
+        log.error("a command failed after its request was cancelled", exc_info=error)
 
 
 @dataclass(eq=False)

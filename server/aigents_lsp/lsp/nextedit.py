@@ -4,8 +4,10 @@ Params `{textDocument: {uri, version}, position}`; result `{edits: [{text, textD
 {uri, version}, range, command}]}` with the request's version echoed and one edit at most.
 `textDocument/didShowInlineEdit` (`{item: {command: {arguments: [id]}}}`) counts a shown
 edit; the item's command (`aigents.nextEditAccepted`, argument the id) is run by the editor on
-accept, `aigents.nextEditDismissed` on dismiss. Only translation lives here: the edit history
-is fed from the document notifications, the engine does the rest.
+accept, `aigents.nextEditDismissed` on dismiss. `textDocument/didFocus` (`{textDocument:
+{uri}}`) makes the focused document the most recent one, first among the related snippets.
+Only translation lives here: the edit history is fed from the document notifications, the
+engine does the rest.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 INLINE_EDIT = "textDocument/copilotInlineEdit"
 DID_SHOW = "textDocument/didShowInlineEdit"
+DID_FOCUS = "textDocument/didFocus"  # copilot-lsp and sidekick.nvim send it on BufEnter
 ACCEPTED_COMMAND = "aigents.nextEditAccepted"
 DISMISSED_COMMAND = "aigents.nextEditDismissed"
 PENDING = 64  # suggestions remembered for their accept/dismiss report
@@ -89,6 +92,13 @@ class NextEditService:
             if start <= end:
                 hint = (start, end, start + change.text.count("\n"))
         self.history.changed(uri, document.lines, hint)
+
+    def focused(self, uri: str) -> None:
+        """The user looked at `uri`: its text is the most recent context (related snippets of
+        completions and next edits), as if just edited; a document not open is no context."""
+        recent = self._ls.recent_edits
+        if uri in self._ls.workspace.text_documents:
+            recent[uri] = recent.pop(uri, 0)  # newest last, its latest edit's line kept
 
     def closed(self, uri: str) -> None:
         self.history.close(uri)
@@ -328,6 +338,14 @@ def register(server: AigentsServer) -> None:
         command = item.get("command") if isinstance(item, dict) else None
         arguments = command.get("arguments") if isinstance(command, dict) else None
         service.shown(_command_id(tuple(arguments or ())))
+
+    @server.feature(DID_FOCUS)
+    def did_focus(ls: AigentsServer, params: Any) -> None:
+        data = plain(params)
+        document = data.get("textDocument") if isinstance(data, dict) else None
+        uri = document.get("uri") if isinstance(document, dict) else None
+        if isinstance(uri, str):
+            service.focused(uri)
 
     # Command handlers take no `ls` (their annotations are read at run time): the closure's.
     @server.command(ACCEPTED_COMMAND)

@@ -21,6 +21,7 @@ import time
 from typing import TextIO
 
 PARENT_POLL_SECONDS = 1.0
+CACHE_REUSE_TOKENS = 64  # the shortest matching run of a cached prompt that is moved, not read
 _SERVERS: list[object] = []  # never collected: deleting a server can deadlock
 
 
@@ -67,6 +68,11 @@ def _start_server(args: argparse.Namespace) -> str:
     # with llama.cpp's 2,048 a cancelled 1,500-token prompt kept the CPU for seconds.
     params.n_batch = 256
     params.n_ubatch = 256
+    # A completion window that moves down the file drops its first lines: the rest of the
+    # cached prompt is then moved to the front (a KV shift) instead of being read again, for
+    # any run of at least this many tokens that matches (llama.cpp `--cache-reuse`). Needs
+    # the full-size SWA cache above.
+    params.n_cache_reuse = CACHE_REUSE_TOKENS
     if args.embedding:
         params.embedding = True
         params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
