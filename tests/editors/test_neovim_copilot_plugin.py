@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -199,85 +201,65 @@ end
 """
 
 
-def test_copilot_lsp_shows_and_accepts_a_next_edit(
-    tmp_path: Path, fake_lmstudio: FakeLMStudio
-) -> None:
-    script_next_edit(fake_lmstudio)
-    recorded = run_nvim(
-        tmp_path,
-        fake_lmstudio,
-        "copilot-lsp",
-        COPILOT_LSP_CONFIG,
-        READY
-        + """
-        local client = ready(H, 'copilot_ls')
-        local ns = vim.api.nvim_create_namespace('copilotlsp.nes')
-        local function marks()
-          local found = {}
-          for _, m in ipairs(vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })) do
-            local d = m[4]
-            local virt = {}
-            for _, line in ipairs(d.virt_lines or {}) do
-              local text = ''
-              for _, chunk in ipairs(line) do text = text .. chunk[1] end
-              virt[#virt + 1] = text
-            end
-            found[#found + 1] = {
-              row = m[2], col = m[3], end_row = d.end_row, end_col = d.end_col,
-              hl = d.hl_group, virt_lines = #virt > 0 and virt or nil,
-            }
-          end
-          return #found > 0 and found
-        end
-        vim.api.nvim_win_set_cursor(0, { 4, 9 })
-        H.type('ciwr<Esc>')
-        H.record('marks', H.wait(15000, marks))
-        H.record('state', vim.b.nes_state)
-        H.record('version', vim.lsp.util.buf_versions[vim.api.nvim_get_current_buf()])
-        -- the README's <Tab>: first to the start of the edit, then apply it
-        H.type('<Tab>')
-        H.record('walked', H.wait(5000, function()
-          local row = vim.api.nvim_win_get_cursor(0)[1]
-          return row == 5 and vim.api.nvim_win_get_cursor(0)
-        end))
-        H.type('<Tab>')
-        H.record('after', H.wait(5000, function()
-          local line = vim.fn.getline(5)
-          return line:match('pi %* r ') and line
-        end))
-        H.record('cleared', H.wait(5000, function()
-          return not marks() and vim.b.nes_state == nil
-        end))
-        vim.cmd('write')
-        H.record('stats', H.wait(10000, function()
-          local answer = stats(H, client)
-          return answer.next_edit.accepted >= 1 and answer
-        end))
-        """,
-    )
-    assert recorded["attached"] and recorded["ready"], recorded
-    assert recorded["server"] == "aigents-lsp", recorded
+# The scenario, the same for both plugins: rename the parameter in normal mode, wait for the
+# plugin's extmarks and the edit it holds, <Tab> to the edit's start, <Tab> to apply it, and
+# save. PLUGIN_NS, PLUGIN_EDIT (a Lua expression: the plugin's edit as {text, range, version,
+# command}) and PLUGIN_CLEARED (true once the plugin shows no edit) are the plugin's own.
+SCENARIO = """
+local client = ready(H, CLIENT_NAME)
+local ns = vim.api.nvim_create_namespace(PLUGIN_NS)
+local function marks()
+  local found = {}
+  for _, m in ipairs(vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })) do
+    local d = m[4]
+    local virt, virt_lines = {}, {}
+    for _, chunk in ipairs(d.virt_text or {}) do virt[#virt + 1] = chunk[1] end
+    for _, line in ipairs(d.virt_lines or {}) do
+      local text = ''
+      for _, chunk in ipairs(line) do text = text .. chunk[1] end
+      virt[#virt + 1] = text
+      virt_lines[#virt_lines + 1] = text
+    end
+    found[#found + 1] = {
+      row = m[2], col = m[3], end_row = d.end_row, end_col = d.end_col,
+      hl = d.hl_group, sign = d.sign_text, virt = #virt > 0 and virt or nil,
+      virt_lines = #virt_lines > 0 and virt_lines or nil,
+    }
+  end
+  return #found > 0 and found
+end
+vim.api.nvim_win_set_cursor(0, { 4, 9 })
+H.type('ciwr<Esc>')
+H.record('marks', H.wait(15000, marks))
+H.record('edit', PLUGIN_EDIT)
+H.record('version', vim.lsp.util.buf_versions[vim.api.nvim_get_current_buf()])
+-- the README's <Tab>: first to the start of the edit, then apply it
+H.type('<Tab>')
+H.record('walked', H.wait(5000, function()
+  return vim.api.nvim_win_get_cursor(0)[1] == 5 and vim.api.nvim_win_get_cursor(0)
+end))
+H.type('<Tab>')
+H.record('after', H.wait(5000, function()
+  local line = vim.fn.getline(5)
+  return line:match('pi %* r ') and line
+end))
+H.record('cleared', H.wait(5000, function() return PLUGIN_CLEARED end))
+vim.cmd('write')
+H.record('stats', H.wait(10000, function()
+  local answer = stats(H, client)
+  return answer.next_edit.accepted >= 1 and answer
+end))
+"""
+
+
+def copilot_lsp_marks_and_stats(marks: list[dict[str, Any]], stats: dict[str, Any]) -> None:
     # copilot-lsp shows a same-line replacement as the old line marked deleted and the new
     # line as a virtual line below it
-    marks = recorded["marks"]
     [deleted] = [m for m in marks if m.get("hl") == "CopilotLspNesDelete"]
     [added] = [m for m in marks if m.get("virt_lines")]
     assert (deleted["row"], deleted["col"], deleted["end_row"]) == (4, 0, 4), marks
     assert deleted["end_col"] == len("    return math.pi * radius ** 2"), marks
     assert (added["row"], added["virt_lines"]) == (4, ["    return math.pi * r ** 2"]), marks
-    state = recorded["state"]
-    assert state["text"] == "r" and state["newText"] == "r", state
-    assert state["range"] == {
-        "start": {"line": 4, "character": 21},
-        "end": {"line": 4, "character": 27},
-    }, state
-    assert state["textDocument"]["version"] == recorded["version"], state
-    assert state["command"]["command"] == "aigents.nextEditAccepted", state
-    assert recorded["walked"][0] == 5
-    assert recorded["after"] == "    return math.pi * r ** 2"
-    assert recorded["cleared"]
-    assert (tmp_path / "ws" / "calc.py").read_text() == NEXT  # on disk
-    stats = recorded["stats"]["next_edit"]
     # the plugin says it showed the edit (didShowInlineEdit with the item's command)...
     assert stats["edits"] >= 1 and stats["shown"] >= 1, stats
     # the plugin applies it with vim.lsp.util.apply_text_edits and runs no command: the
@@ -285,79 +267,9 @@ def test_copilot_lsp_shows_and_accepts_a_next_edit(
     assert stats["accepted"] == 1, stats
 
 
-def test_sidekick_shows_and_applies_a_next_edit(
-    tmp_path: Path, fake_lmstudio: FakeLMStudio
-) -> None:
-    script_next_edit(fake_lmstudio)
-    recorded = run_nvim(
-        tmp_path,
-        fake_lmstudio,
-        "sidekick.nvim",
-        SIDEKICK_CONFIG,
-        READY
-        + """
-        local client = ready(H, 'aigents_copilot')
-        local ns = vim.api.nvim_create_namespace('sidekick.ui')
-        local function marks()
-          local found = {}
-          for _, m in ipairs(vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })) do
-            local d = m[4]
-            local virt = {}
-            for _, chunk in ipairs(d.virt_text or {}) do virt[#virt + 1] = chunk[1] end
-            for _, line in ipairs(d.virt_lines or {}) do
-              local text = ''
-              for _, chunk in ipairs(line) do text = text .. chunk[1] end
-              virt[#virt + 1] = text
-            end
-            found[#found + 1] = {
-              row = m[2], col = m[3], end_row = d.end_row, end_col = d.end_col,
-              hl = d.hl_group, sign = d.sign_text, virt = #virt > 0 and virt or nil,
-            }
-          end
-          return #found > 0 and found
-        end
-        vim.api.nvim_win_set_cursor(0, { 4, 9 })
-        H.type('ciwr<Esc>')
-        H.record('marks', H.wait(15000, marks))
-        local edit = require('sidekick.nes').get(vim.api.nvim_get_current_buf())[1]
-        H.record('edit', edit and {
-          text = edit.text, range = edit.range, version = edit.textDocument.version,
-          command = edit.command,
-        })
-        H.record('version', vim.lsp.util.buf_versions[vim.api.nvim_get_current_buf()])
-        -- the README's <Tab>: first to the start of the edit, then apply it
-        H.type('<Tab>')
-        H.record('walked', H.wait(5000, function()
-          return vim.api.nvim_win_get_cursor(0)[1] == 5 and vim.api.nvim_win_get_cursor(0)
-        end))
-        H.type('<Tab>')
-        H.record('after', H.wait(5000, function()
-          local line = vim.fn.getline(5)
-          return line:match('pi %* r ') and line
-        end))
-        H.record('accepted', H.wait(10000, function()
-          return stats(H, client).next_edit.accepted >= 1
-        end))
-        H.record('cleared', H.wait(5000, function()
-          return not require('sidekick.nes').have() and not marks()
-        end))
-        vim.cmd('write')
-        H.record('stats', stats(H, client))
-        """,
-    )
-    assert recorded["attached"] and recorded["ready"], recorded
-    assert recorded["server"] == "aigents-lsp", recorded
-    edit = recorded["edit"]
-    assert edit["text"] == "r", edit
-    assert edit["range"] == {
-        "start": {"line": 4, "character": 21},
-        "end": {"line": 4, "character": 27},
-    }, edit
-    assert edit["version"] == recorded["version"], edit
-    assert edit["command"]["command"] == "aigents.nextEditAccepted", edit
+def sidekick_marks_and_stats(marks: list[dict[str, Any]], stats: dict[str, Any]) -> None:
     # sidekick marks the words removed and puts the new ones after them as virtual text, with
     # a sign on the line
-    marks = recorded["marks"]
     [deleted] = [m for m in marks if m.get("hl") == "SidekickDiffDelete"]
     [added] = [m for m in marks if m.get("virt")]
     assert (deleted["row"], deleted["col"], deleted["end_row"], deleted["end_col"]) == (
@@ -368,10 +280,70 @@ def test_sidekick_shows_and_applies_a_next_edit(
     )
     assert (added["row"], added["col"], added["virt"]) == (4, 27, ["r"]), marks
     assert any(m.get("sign") and m["row"] == 4 for m in marks), marks
-    assert recorded["walked"][0] == 5
-    assert recorded["after"] == "    return math.pi * r ** 2"
-    assert recorded["accepted"] and recorded["cleared"]
-    assert (tmp_path / "ws" / "calc.py").read_text() == NEXT  # on disk
-    stats = recorded["stats"]["next_edit"]
     # sidekick runs the item's command when it applies the edit; it sends no didShowInlineEdit
     assert (stats["edits"], stats["accepted"], stats["shown"]) == (1, 1, 0), stats
+
+
+@dataclass(frozen=True)
+class Plugin:
+    folder: str  # in tests/fixtures/nvim-plugins
+    config: str
+    client: str  # the server's name in the config
+    namespace: str  # of the plugin's extmarks
+    edit: str  # Lua: the edit the plugin holds, as {text, range, version, command[, new_text]}
+    cleared: str  # Lua: true once the plugin shows no edit (`marks` is in scope)
+    check: Callable[[list[dict[str, Any]], dict[str, Any]], None]  # its marks, the stats
+
+
+PLUGINS_UNDER_TEST = [
+    Plugin(
+        "copilot-lsp",
+        COPILOT_LSP_CONFIG,
+        "copilot_ls",
+        "copilotlsp.nes",
+        "(function(s) return s and { text = s.text, new_text = s.newText, range = s.range,"
+        " version = s.textDocument.version, command = s.command } end)(vim.b.nes_state)",
+        "not marks() and vim.b.nes_state == nil",
+        copilot_lsp_marks_and_stats,
+    ),
+    Plugin(
+        "sidekick.nvim",
+        SIDEKICK_CONFIG,
+        "aigents_copilot",
+        "sidekick.ui",
+        "(function(e) return e and { text = e.text, range = e.range,"
+        " version = e.textDocument.version, command = e.command } end)"
+        "(require('sidekick.nes').get(vim.api.nvim_get_current_buf())[1])",
+        "not require('sidekick.nes').have() and not marks()",
+        sidekick_marks_and_stats,
+    ),
+]
+
+
+@pytest.mark.parametrize("plugin", PLUGINS_UNDER_TEST, ids=lambda plugin: plugin.folder)
+def test_the_plugin_shows_and_applies_a_next_edit(
+    tmp_path: Path, fake_lmstudio: FakeLMStudio, plugin: Plugin
+) -> None:
+    script_next_edit(fake_lmstudio)
+    scenario = (
+        SCENARIO.replace("CLIENT_NAME", lua(plugin.client))
+        .replace("PLUGIN_NS", lua(plugin.namespace))
+        .replace("PLUGIN_EDIT", plugin.edit)
+        .replace("PLUGIN_CLEARED", plugin.cleared)
+    )
+    recorded = run_nvim(tmp_path, fake_lmstudio, plugin.folder, plugin.config, READY + scenario)
+    assert recorded["attached"] and recorded["ready"], recorded
+    assert recorded["server"] == "aigents-lsp", recorded
+    edit = recorded["edit"]
+    assert edit["text"] == "r" and edit.get("new_text", "r") == "r", edit
+    assert edit["range"] == {
+        "start": {"line": 4, "character": 21},
+        "end": {"line": 4, "character": 27},
+    }, edit
+    assert edit["version"] == recorded["version"], edit
+    assert edit["command"]["command"] == "aigents.nextEditAccepted", edit
+    assert recorded["walked"][0] == 5
+    assert recorded["after"] == "    return math.pi * r ** 2"
+    assert recorded["cleared"]
+    assert (tmp_path / "ws" / "calc.py").read_text() == NEXT  # on disk
+    plugin.check(recorded["marks"], recorded["stats"]["next_edit"])
