@@ -304,7 +304,28 @@ def balance_brackets(text: str, ctx: CursorContext) -> str | None:
     unclosed = state.unclosed_at
     if unclosed < 0 and state.quote is not None and state.quote_at >= 0:
         unclosed = state.quote_at
-    return _nonblank(text[:unclosed].rstrip()) if unclosed >= 0 else text
+    if unclosed < 0:
+        return text
+    closed = _close_docstring(text, unclosed, ctx)
+    return closed if closed is not None else _nonblank(text[:unclosed].rstrip())
+
+
+def _close_docstring(text: str, opened_at: int, ctx: CursorContext) -> str | None:
+    """A multi-line suggestion that opens a docstring (a triple quote) and writes lines of it
+    but was cut before closing it (a loop cut short, the line limit): the lines written are
+    kept and the docstring closed, at its opening line's indentation. Cutting before the
+    quote would leave nothing to show."""
+    quote = text[opened_at : opened_at + 3]
+    if not ctx.multiline or quote not in ('"""', "'''") or "\n" not in text[opened_at:]:
+        return None
+    body = text[opened_at + 3 :]
+    if quote in body or not body.strip():
+        return None
+    line_start = text.rfind("\n", 0, opened_at) + 1
+    line = text[line_start:opened_at] if line_start else ctx.line_before + text[:opened_at]
+    indent = line[: len(line) - len(line.lstrip())]
+    lines = text.rstrip().split("\n")[: max(1, ctx.max_lines - 1)]
+    return "\n".join(lines) + "\n" + indent + quote
 
 
 def drop_repeated_neighbours(text: str, ctx: CursorContext) -> str | None:
