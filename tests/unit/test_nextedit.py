@@ -292,3 +292,29 @@ def test_a_line_retyped_next_to_the_change_is_left_out_of_the_edit() -> None:
 def test_a_rewrite_about_something_else_is_garbage() -> None:
     region = "def h():\n    return 0\n"
     assert minimal_edit(region, "lorem ipsum dolor sit amet " * 8 + "\n", 0) is None
+
+
+async def test_a_request_overtaken_while_its_model_was_chosen_never_reaches_the_backend() -> None:
+    """The LSP layer takes the ticket when the editor asks, before the model is chosen (which
+    awaits the backend): a newer request for the document meanwhile supersedes it."""
+    from aigents_lsp.config import Settings
+    from aigents_lsp.nextedit.engine import NextEditEngine, NextEditTarget
+    from aigents_lsp.nextedit.formats import format_for_model
+    from tests.unit.stub_provider import StubProvider
+
+    class Counting(StubProvider):
+        calls = 0
+
+        async def stream_complete(self, params):  # type: ignore[no-untyped-def, override]
+            Counting.calls += 1
+            yield  # pragma: no cover
+
+    engine = NextEditEngine(lambda: Settings())
+    fmt = format_for_model("sweep-next-edit-0.5b")
+    assert fmt is not None
+    target = NextEditTarget(Counting(), "sweep-next-edit-0.5b", fmt)
+    request = NextEditRequest("file:///a.py", 1, _lines("x = 1\ny = 2\n"), 1, 0)
+    older = engine.tickets.enter(request.uri)
+    engine.tickets.enter(request.uri)  # the newer request, while the older chose its model
+    assert await engine.suggest(request, target, ticket=older) is None
+    assert Counting.calls == 0 and engine.metrics.superseded == 1

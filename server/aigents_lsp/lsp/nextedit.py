@@ -173,6 +173,9 @@ class NextEditService:
         self, request: NextEditRequest, delay: float, model: str | None = None
     ) -> NextEdit | None:
         timeout = self._ls.settings.completion_timeout
+        # The request's place in line is taken now, before the model is chosen (that awaits
+        # the backend): a newer request for the document always supersedes this one.
+        ticket = self.engine.tickets.enter(request.uri)
 
         def timed_out(where: NextEditTarget | None) -> None:
             log.info("next edit: no answer within %s s", timeout)
@@ -180,7 +183,7 @@ class NextEditService:
         return await self._ls.backend.serve(
             "completion",
             lambda: self.target(model),
-            lambda where: self.engine.suggest(request, where, delay=delay),
+            lambda where: self.engine.suggest(request, where, delay=delay, ticket=ticket),
             within=timeout,
             timed_out=timed_out,
         )

@@ -191,14 +191,21 @@ class NextEditEngine:
         self.tickets = DocumentTickets()  # `close(uri)`: the document's request ends now
 
     async def suggest(
-        self, request: NextEditRequest, target: NextEditTarget, delay: float = 0.0
+        self,
+        request: NextEditRequest,
+        target: NextEditTarget,
+        delay: float = 0.0,
+        ticket: int | None = None,
     ) -> NextEdit | None:
-        """The edit for `request`, or None. Raises `ProviderError` from the backend."""
+        """The edit for `request`, or None. Raises `ProviderError` from the backend.
+        `ticket`: taken from `tickets.enter` when the editor asked (before choosing the
+        model, which awaits); a request overtaken meanwhile by a newer one ends here."""
         metrics = self.metrics
         metrics.requests += 1
         started = time.perf_counter()
         uri = request.uri
-        ticket = self.tickets.enter(uri)
+        if ticket is None:
+            ticket = self.tickets.enter(uri)
         try:
             await self.tickets.debounce(uri, ticket, delay)
             settings = self._settings()
