@@ -315,9 +315,15 @@ async def main_async(args: argparse.Namespace, tasks: list[Task]) -> None:
             prefix = "\n".join(warm.split("\n")[:lines]) + "\nvalue_x = "
             request = CompletionRequest("file:///warm.py", 1, prefix, "", line=lines)
             await engine.complete(request, target)
+        engine.metrics.empty_reasons.clear()
         server = await run_server(tasks, target, engine, "server")
         naive = await run_naive(tasks, provider, model)
         report(tasks, server, naive, args.seed)
+        reasons = engine.metrics.empty_reasons.most_common()
+        print(
+            "\nserver's empty answers by cause: "
+            + (", ".join(f"{r} {n}" for r, n in reasons) or "none")
+        )
         if args.examples:
             for i, task in enumerate(tasks):
                 if task.kind == args.examples:

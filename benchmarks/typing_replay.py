@@ -162,6 +162,7 @@ async def run(bursts: int, debounce_ms: int, source: str) -> int:
     latencies: list[float] = []
     shown_ends: list[tuple[float, float]] = []  # (answered at, index of generation)
     through_latency: list[float] = []
+    waits: list[float] = []  # last key sent -> the backend has the request (debounce + send)
     through_backend = 0
     burst_generations: list[int] = []
     await asyncio.sleep(0.5)
@@ -186,6 +187,7 @@ async def run(bursts: int, debounce_ms: int, source: str) -> int:
         if not suggestion:
             continue
         latencies.append((answered - sent) * 1000)
+        waits.append((fake.generations[-1].queued - sent) * 1000)
         shown_ends.append((answered, len(fake.generations) - 1))
         # type-through: the first 4 characters of the suggestion
         before_through = len(fake.generations)
@@ -239,6 +241,11 @@ async def run(bursts: int, debounce_ms: int, source: str) -> int:
         f"  (the fake's measured backend time p50 is {measured_backend:.0f} ms: "
         f"{p50 - debounce_ms - measured_backend:+.0f} ms over debounce + measured backend)"
     )
+    if waits:
+        print(
+            f"  last key -> backend has the request p50 {statistics.median(waits):.0f} ms "
+            f"(the learned debounce and the send)"
+        )
     if through_latency:
         ordered = sorted(through_latency)
         p95 = ordered[int(0.95 * (len(ordered) - 1))]

@@ -251,3 +251,18 @@ async def test_fim_prompt_for_a_coder_model() -> None:
     await engine.complete(_request("x = ", "\ny = 2", invoked=True), target)
     assert provider.prompts[0].startswith("<|fim_prefix|>")
     assert provider.prompts[0].endswith("<|fim_middle|>")
+
+
+async def test_empty_answers_are_counted_by_their_cause() -> None:
+    """`aigents.stats` says why a generation showed nothing: the model wrote nothing, or the
+    post-processing rule that dropped what it wrote."""
+    engine = _engine()
+    above = "total = compute(1)\n"
+    repeat = ScriptedProvider("total = compute(1)")
+    assert await engine.complete(_request(above, invoked=True), Target(repeat, "m")) is None
+    engine.close("file:///t.py")
+    silent = ScriptedProvider("\n")
+    assert await engine.complete(_request("x = ", invoked=True), Target(silent, "m")) is None
+    snapshot = engine.metrics.snapshot()
+    assert snapshot["empty"] == 2
+    assert snapshot["empty_reasons"] == "drop_repeated_neighbours 1, model 1"

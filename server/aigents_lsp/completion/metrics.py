@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from aigents_lsp.completion.budget import PromptReuse
@@ -29,6 +29,9 @@ class CompletionMetrics:
     accepted: int = 0
     errors: int = 0
     prefills: int = 0  # read-aheads of the lines below the cursor (one token generated)
+    # Why generations ended with nothing to show: "model" (it wrote nothing) or the
+    # post-processing rule that dropped the rest.
+    empty_reasons: Counter[str] = field(default_factory=Counter)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
     prompt: PromptReuse = field(default_factory=PromptReuse)
     # The backend's measured prompt speed and the budget it gives (last model used).
@@ -37,7 +40,7 @@ class CompletionMetrics:
     def record_latency(self, ms: float) -> None:
         self.latencies_ms.append(ms)
 
-    def snapshot(self) -> dict[str, float | int | None]:
+    def snapshot(self) -> dict[str, float | int | str | None]:
         latencies = list(self.latencies_ms)
         shown = self.shown or 0
         return {
@@ -49,6 +52,10 @@ class CompletionMetrics:
             "cancelled": self.cancelled,
             "shown": shown,
             "empty": self.empty,
+            "empty_reasons": ", ".join(
+                f"{reason} {count}" for reason, count in self.empty_reasons.most_common()
+            )
+            or None,
             "accepted": self.accepted,
             "acceptance_rate": round(self.accepted / shown, 3) if shown else None,
             "errors": self.errors,

@@ -111,8 +111,10 @@ _RUN = re.compile(r"(.{1,12}?)\1{4,}")
 
 def truncate_repetition(text: str, ctx: CursorContext) -> str | None:
     """Degenerate loops - a block of 1-3 lines repeated 3 times, a short phrase repeated 5+ times
-    (`a a a a a`), a closer run (`))))))`) - are cut after their first copy when something
-    useful comes before them; a suggestion that loops from its start is nothing."""
+    (`a a a a a`), a closer run (`))))))`) - are cut after their first copy. A block of lines
+    is kept once even when the loop starts the suggestion: its first copy is the model's guess
+    at the next statement, which a small model then cannot stop repeating. A phrase or closer
+    run with nothing useful before it is nothing."""
     lines = text.split("\n")
     stripped = [line.strip() for line in lines]
     for i in range(len(lines)):
@@ -121,8 +123,7 @@ def truncate_repetition(text: str, ctx: CursorContext) -> str | None:
             if len(block) < size or all(not line or _is_closer_line(line) for line in block):
                 continue
             if stripped[i + size : i + 2 * size] == block == stripped[i + 2 * size : i + 3 * size]:
-                useful = "\n".join(lines[:i]).strip()
-                return "\n".join(lines[: i + size]).rstrip() if useful else None
+                return "\n".join(lines[: i + size]).rstrip()
     for match in _RUN.finditer(text):
         unit = match.group(1)
         copies = len(match.group(0)) // len(unit)
@@ -384,12 +385,37 @@ def postprocess(
     tokens: Sequence[str] = (),
 ) -> str | None:
     """The suggestion to show at the cursor, or None when nothing worth showing is left."""
+    return explained(
+        text,
+        prefix,
+        suffix,
+        multiline=multiline,
+        indent_unit=indent_unit,
+        max_lines=max_lines,
+        language_id=language_id,
+        tokens=tokens,
+    )[0]
+
+
+def explained(
+    text: str,
+    prefix: str,
+    suffix: str,
+    *,
+    multiline: bool,
+    indent_unit: str,
+    max_lines: int = 12,
+    language_id: str = "",
+    tokens: Sequence[str] = (),
+) -> tuple[str | None, str | None]:
+    """`postprocess`, and the name of the rule that left nothing to show (None when a
+    suggestion is left): what `aigents.stats` counts empty answers by."""
     ctx = CursorContext(
         prefix, suffix, multiline, indent_unit, max_lines, language_id, tuple(tokens)
     )
     result: str | None = text
     for rule in RULES:
-        if result is None:
-            return None
         result = rule(result, ctx)
-    return result
+        if result is None:
+            return None, rule.__name__
+    return result, None
