@@ -149,6 +149,19 @@ def test_a_jump_starts_a_sliding_window_afresh_within_the_budget() -> None:
     assert not up.slid and up.anchor_line < window.anchor_line
 
 
+def test_a_window_started_afresh_fills_its_room() -> None:
+    """A cold window does not give its room away to start at code in column 0: only windows
+    grown from it look for its start in the backend's cache, and they share it whatever it
+    is. It starts at the earliest line (of a multiple of 8) that fits."""
+    rows = [f"    step_{i} = run(step_{i - 1})" for i in range(200)]
+    rows[190] = "def late_function():"  # column-0 code 9 lines above the cursor
+    prefix = "\n".join(rows) + "\n    "
+    room = 60 * len(rows[0])
+    window, anchor = anchored_prefix(prefix, 200, room * 2, fresh_chars=room * 2)
+    assert anchor % 8 == 0 and anchor < 190
+    assert room - 8 * (len(rows[0]) + 1) <= len(window) <= room
+
+
 def test_the_file_start_is_read_whole_only_within_the_budget() -> None:
     """A small file's whole start is a prompt with nothing cached: it must fit the budget,
     not the larger window a warm prompt may grow to."""
@@ -194,7 +207,9 @@ def test_budget_starts_small_and_follows_the_measured_speed() -> None:
     budget.record("gpu", 4000, 1.0)  # 4,000 tokens/s
     gpu = budget.tokens("gpu", 2000)
     assert cpu < gpu
-    assert 1024 <= cpu <= 1280  # 400 tok/s x 1.5 s of reading x 2 (a cold prompt is half)
+    assert cpu == 1280  # 400 tok/s x 1.5 s of reading x 2 (a cold prompt is half): 1,200
+    budget.record("slow", 340, 1.0)  # the embedded engine here: 340 tok/s x 1.5 s x 1.5
+    assert budget.tokens("slow", 1500) == 768  # 765, the nearest step: not 512
     assert gpu == 8192  # the cap
     assert budget.tokens("gpu", 2000, context_length=4096) <= 4096 - 256
 

@@ -7,8 +7,9 @@ half the budget (COLD_SHARE), and must be read within three quarters of
 The speed is learned from each answer — llama.cpp's `timings`
 (`prompt_n` tokens read in `prompt_ms`), else the time to the first token of a request whose
 prompt was mostly new — per provider and model, so a new model is measured again. The budget
-moves in steps of 256 tokens and only when the speed changed by more than a quarter: a budget
-that wobbles would move the prompt's anchored start and lose the backend's cache.
+moves in steps of 256 tokens (to the nearest) and only when the speed changed by more than a
+quarter: a budget that wobbles would move the prompt's anchored start and lose the backend's
+cache.
 """
 
 from __future__ import annotations
@@ -117,7 +118,10 @@ class PromptBudget:
             wanted = INITIAL_TOKENS
         else:
             raw = rate * latency_ms / 1000 * PROMPT_SHARE / COLD_SHARE
-            wanted = max(MIN_TOKENS, min(MAX_TOKENS, int(raw // STEP_TOKENS) * STEP_TOKENS))
+            # The nearest step (not the one below): a cold prompt then fills the latency
+            # target to within half a step, instead of a third of it going unused.
+            steps = max(1, round(raw / STEP_TOKENS))
+            wanted = max(MIN_TOKENS, min(MAX_TOKENS, steps * STEP_TOKENS))
         current = speed.budget
         if current is None or abs(wanted - current) > current * HYSTERESIS:
             speed.budget = current = wanted

@@ -88,10 +88,15 @@ def _anchor_rank(row: str, line: int) -> int:
     return 1 if row.strip() else 0
 
 
-def _aligned_start(rows: list[str], first_line: int, limit: int, lowest: int) -> int | None:
+def _aligned_start(
+    rows: list[str], first_line: int, limit: int, lowest: int, *, fill: bool = False
+) -> int | None:
     """The earliest row at or after `lowest` from which the rows to the end fit in `limit`
     characters, among the best ranked prompt starts (`_anchor_rank`); None: none fits. Row 0
-    counts only when it is the document's first line: otherwise it may be cut."""
+    counts only when it is the document's first line: otherwise it may be cut. With `fill`
+    (a window started afresh, whose start the backend never looks for in its cache: only
+    later windows grown from it share it) any start of rank 1 or more will do, the earliest:
+    the room is not given away to reach code at column 0."""
     size = len(rows[-1])
     best: dict[int, int] = {}
     index = len(rows) - 1
@@ -104,6 +109,8 @@ def _aligned_start(rows: list[str], first_line: int, limit: int, lowest: int) ->
             break
         index -= 1
         size += len(rows[index]) + 1
+    if fill and (best.get(1) is not None or best.get(2) is not None):
+        return min(best.get(1, len(rows)), best.get(2, len(rows)))
     return best[max(best)] if best else None
 
 
@@ -150,7 +157,7 @@ def anchored_prefix(
         if best is not None:
             return "\n".join(rows[best:]), first_line + best
     limit = int(fresh * COLD_SHARE)
-    best = _aligned_start(rows, first_line, limit, 0)
+    best = _aligned_start(rows, first_line, limit, 0, fill=True)
     if best is None:
         return _tail_lines(prefix, max_chars), -1
     return "\n".join(rows[best:]), first_line + best

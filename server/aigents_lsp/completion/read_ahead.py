@@ -251,13 +251,17 @@ class ReadAhead:
         self._last_prompt[key] = prompt
         stats = watch.prompt
         ratio = self._ratios.get(key, CHARS_PER_TOKEN)
-        shared = common_prefix_length(previous, prompt)
         if stats is not None and stats.prompt_tokens is not None:
             read, cached = stats.prompt_tokens, stats.cached_tokens or 0
             if cached > 0:
                 self._caching.add(key)
             # Reused past the head it shares with the previous prompt (in the backend's own
-            # tokens: the share of the prompt's characters, of its token count).
+            # tokens: the share of the prompt's characters, of its token count). Compared only
+            # while there is something to learn from it.
+            learning = cached > SHIFT_EVIDENCE_TOKENS and (
+                key not in self._shifting or key in self._not_shifting
+            )
+            shared = common_prefix_length(previous, prompt) if learning else len(prompt)
             beyond_head = cached - (read + cached) * shared / max(len(prompt), 1)
             if beyond_head > SHIFT_EVIDENCE_TOKENS:
                 self._shifting.add(key)
@@ -271,6 +275,7 @@ class ReadAhead:
                 self.budget.record(key, read, stats.prompt_seconds)
             self.metrics.prompt.record(read, cached, reported=True)
         elif watch.first_at is not None:
+            shared = common_prefix_length(previous, prompt)
             read = int((len(prompt) - shared) / ratio) + 1
             cached = int(shared / ratio)
             self.budget.record(key, read, watch.first_at - watch.started)
