@@ -258,8 +258,9 @@ class ReadAhead:
             # Reused past the head it shares with the previous prompt (in the backend's own
             # tokens: the share of the prompt's characters, of its token count). Compared only
             # while there is something to learn from it.
-            learning = cached > SHIFT_EVIDENCE_TOKENS and (
-                key not in self._shifting or key in self._not_shifting
+            learning = bool(moved_head) or (
+                cached > SHIFT_EVIDENCE_TOKENS
+                and (key not in self._shifting or key in self._not_shifting)
             )
             shared = common_prefix_length(previous, prompt) if learning else len(prompt)
             beyond_head = cached - (read + cached) * shared / max(len(prompt), 1)
