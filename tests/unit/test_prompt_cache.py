@@ -436,7 +436,10 @@ async def test_a_backend_seen_reusing_a_moved_prompt_gets_a_sliding_window() -> 
     budget = engine.prompt_tokens(target, settings)
     assert engine.window_tokens(target, settings, budget) == 4 * budget
     # From now on the window grows past the budget and slides.
-    await _walk_down(engine, target, range(1400, 1800, 20))
+    for line in range(1400, 1800, 20):
+        await engine.complete(request_at(line, "\n    "), target)
+        # Each slid window read its new lines and reused the rest: it goes on sliding.
+        assert engine.slides(target)
     assert max(len(p.prompt) for p in provider.prompts[-10:]) > budget * 3.2 * 1.5
 
 
