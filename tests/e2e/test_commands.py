@@ -647,3 +647,5 @@ async def test_a_cancelled_command_leaves_no_unretrieved_exception(
     # A dropped task is logged when it is freed, before the answers that follow it.
     told = [m.message for m in client.log_messages] + [server_log(tmp_path)]
     assert not [m for m in told if "never retrieved" in m]
+    # A cancelled command is answered "cancelled": not a failure logged with a traceback.
+    assert not [m for m in told if "Exception occurred" in m or "Traceback" in m]

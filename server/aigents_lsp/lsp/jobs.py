@@ -54,6 +54,18 @@ class AigentsProtocol(LanguageServerProtocol):
         if future is not None:
             future.add_done_callback(lambda done: self._forget(msg_id, done))
 
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        # A command the user cancelled ends with a "cancelled" error (run_job): it is the
+        # answer, not a failure. pygls logged each one at ERROR with a traceback.
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if isinstance(error, JsonRpcRequestCancelled):
+                self._request_futures.pop(msg_id, None)
+                log.info("request %s: %s", msg_id, error)
+                self._send_response(msg_id, error=error.to_response_error())
+                return
+        super()._send_handler_result(future, msg_id=msg_id)
+
     def _forget(self, msg_id: Any, future: Any) -> None:
         if self._request_futures.get(msg_id) is future:
             del self._request_futures[msg_id]
