@@ -5,7 +5,8 @@
 
 Code: the pure-Python files of a package fetched from PyPI at benchmark time (`pip download`,
 a wheel, cached in ~/.cache/aigents-lsp/bench). Held out: `boltons` (the default) was never
-read while tuning; tuning used `--package toolz==1.2.0`. Do not tune on the default.
+read while tuning; tuning used `--package toolz==1.2.0`, `click==8.1.7` and `jinja2==3.1.4`.
+Do not tune on the default (nor print its `--examples`).
 
 Tasks, cut from function bodies (no comments, no docstrings):
 - single-line: a statement (or one-line block header) with >= 12 non-space characters, cut at
