@@ -413,9 +413,10 @@ def explained(
     ctx = CursorContext(
         prefix, suffix, multiline, indent_unit, max_lines, language_id, tuple(tokens)
     )
-    result: str | None = text
+    result = text
     for rule in RULES:
-        result = rule(result, ctx)
-        if result is None:
+        changed = rule(result, ctx)
+        if changed is None:
             return None, rule.__name__
+        result = changed
     return result, None
