@@ -28,7 +28,7 @@ from aigents_lsp.completion.context import (
 from aigents_lsp.completion.families import pick_template
 from aigents_lsp.completion.metrics import CompletionMetrics
 from aigents_lsp.completion.mode import Mode, cursor_indent, decide_mode, indent_unit, should_stop
-from aigents_lsp.completion.postprocess import explained
+from aigents_lsp.completion.postprocess import postprocess
 from aigents_lsp.completion.read_ahead import Prefill, PromptWatch, ReadAhead
 from aigents_lsp.completion.request import CompletionRequest, Suggestion, Target
 from aigents_lsp.completion.scheduler import AdaptiveDebounce, DocumentScheduler, Generation
@@ -304,7 +304,8 @@ class CompletionEngine(ReadAhead):
         raw = generation.text_so_far()
         if template.kind == "chat":
             raw = extract_fill(raw, request.prefix)
-        text, dropped_by = explained(
+        dropped_by: list[str] = []
+        text = postprocess(
             raw,
             request.prefix[-4000:],
             request.suffix[:4000],
@@ -313,11 +314,12 @@ class CompletionEngine(ReadAhead):
             max_lines=max_lines,
             language_id=request.language_id,
             tokens=template.tokens,
+            dropped_by=dropped_by,
         )
         if text:
             self.cache.put(request.uri, job.key, text)
         else:
-            self.metrics.empty_reasons["model" if not raw.strip() else dropped_by or "?"] += 1
+            self.metrics.empty_reasons["model" if not raw.strip() else "".join(dropped_by)] += 1
         if not self.debounce.typed_since(request.uri, generation.started):
             try:
                 self._start_prefill(job)

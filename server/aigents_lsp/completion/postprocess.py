@@ -111,10 +111,9 @@ _RUN = re.compile(r"(.{1,12}?)\1{4,}")
 
 def truncate_repetition(text: str, ctx: CursorContext) -> str | None:
     """Degenerate loops - a block of 1-3 lines repeated 3 times, a short phrase repeated 5+ times
-    (`a a a a a`), a closer run (`))))))`) - are cut after their first copy. A block of lines
-    is kept once even when the loop starts the suggestion: its first copy is the model's guess
-    at the next statement, which a small model then cannot stop repeating. A phrase or closer
-    run with nothing useful before it is nothing."""
+    (`a a a a a`), a closer run (`))))))`) - are cut after their first copy. Lines looping from
+    the start keep theirs (the model's guess at the next statement, which it could not stop
+    repeating); a phrase or closer run with nothing useful before it is nothing."""
     lines = text.split("\n")
     stripped = [line.strip() for line in lines]
     for i in range(len(lines)):
@@ -383,33 +382,10 @@ def postprocess(
     max_lines: int = 12,
     language_id: str = "",
     tokens: Sequence[str] = (),
+    dropped_by: list[str] | None = None,
 ) -> str | None:
-    """The suggestion to show at the cursor, or None when nothing worth showing is left."""
-    return explained(
-        text,
-        prefix,
-        suffix,
-        multiline=multiline,
-        indent_unit=indent_unit,
-        max_lines=max_lines,
-        language_id=language_id,
-        tokens=tokens,
-    )[0]
-
-
-def explained(
-    text: str,
-    prefix: str,
-    suffix: str,
-    *,
-    multiline: bool,
-    indent_unit: str,
-    max_lines: int = 12,
-    language_id: str = "",
-    tokens: Sequence[str] = (),
-) -> tuple[str | None, str | None]:
-    """`postprocess`, and the name of the rule that left nothing to show (None when a
-    suggestion is left): what `aigents.stats` counts empty answers by."""
+    """The suggestion to show at the cursor, or None when nothing worth showing is left (then
+    the rule that dropped it is appended to `dropped_by`: `aigents.stats` counts by it)."""
     ctx = CursorContext(
         prefix, suffix, multiline, indent_unit, max_lines, language_id, tuple(tokens)
     )
@@ -417,6 +393,8 @@ def explained(
     for rule in RULES:
         changed = rule(result, ctx)
         if changed is None:
-            return None, rule.__name__
+            if dropped_by is not None:
+                dropped_by.append(rule.__name__)
+            return None
         result = changed
-    return result, None
+    return result
